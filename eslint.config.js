@@ -1,0 +1,47 @@
+// Lint policy: typescript-eslint strict + type-checked rules; no `any`, no
+// unchecked non-null assertions, no floating promises.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+
+export default tseslint.config(
+  { ignores: ['dist/**', 'node_modules/**', 'bin/**', 'native/**', 'coverage/**', 'eslint.config.js'] },
+  js.configs.recommended,
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-explicit-any': 'error',
+      '@typescript-eslint/no-non-null-assertion': 'error',
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true, allowBigInt: true }],
+      '@typescript-eslint/no-unnecessary-condition': 'off',
+      '@typescript-eslint/no-extraneous-class': 'off',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/no-confusing-void-expression': 'off',
+      '@typescript-eslint/prefer-literal-enum-member': 'off',
+    },
+  },
+  {
+    files: ['src/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { regex: '^(node:)?(fs|net|http|https|dgram|child_process|os|tls|dns|worker_threads)(/.*)?$', message: 'src/core is pure: no I/O.' },
+        { regex: '^\\.\\./(vehicle|phone|cloud|cli|transport)', message: 'src/core depends on nothing outside it.' },
+      ] }],
+      'no-restricted-properties': ['error',
+        { object: 'Date', property: 'now', message: 'Inject the clock.' },
+        { object: 'Math', property: 'random', message: 'Inject the RNG.' },
+      ],
+      'no-restricted-syntax': ['error', { selector: "NewExpression[callee.name='Date'][arguments.length=0]", message: 'Inject the clock.' }],
+    },
+  },
+  {
+    files: ['src/vehicle/authorizer*.ts', 'src/vehicle/decision*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { regex: '(cloud|sync|http|https|net|fetch|undici)', message: 'No network on the entry path (DESIGN invariant 1).' },
+      ] }],
+    },
+  },
+);
