@@ -91,6 +91,10 @@ export const Catalog = {
   CK_TRANSPORT_TIMEOUT: { message: 'the link timed out', exit: ExitCode.timeout },
   CK_TRANSPORT_DISCONNECTED: { message: 'the link was disconnected', exit: ExitCode.unavailable },
   CK_TRANSPORT_RADIO_UNAVAILABLE: { message: 'the simulated radio broker is not reachable', exit: ExitCode.unavailable },
+  CK_TRANSPORT_CHUNK_TOO_LARGE: { message: 'chunk is larger than the negotiated MTU allows (mtu - 3 bytes)', exit: ExitCode.internal },
+  CK_TRANSPORT_NOT_SUBSCRIBED: { message: 'the phone has not subscribed to notifications on this link', exit: ExitCode.internal },
+  CK_TRANSPORT_NOT_STARTED: { message: 'the transport is not started or was already stopped', exit: ExitCode.internal },
+  CK_TRANSPORT_RADIO_PROTOCOL: { message: 'malformed or invalid message on the simulated radio socket', exit: ExitCode.internal },
 
   // --- hardware (firmware-sim / body controller) ----------------------------
   CK_HW_UNAVAILABLE: { message: 'the body controller is not reachable', exit: ExitCode.unavailable },
@@ -101,6 +105,8 @@ export const Catalog = {
   // --- vehicle daemon ---------------------------------------------------------
   CK_STORE_CORRUPT: { message: 'the state store is corrupt', exit: ExitCode.state },
   CK_STORE_LOCKED: { message: 'the state directory is in use by another carkeyd', exit: ExitCode.state },
+  CK_STORE_INSECURE_PERMISSIONS: { message: 'a state file or directory is accessible to other users', exit: ExitCode.state },
+  CK_STORE_IO: { message: 'the state directory could not be read or written', exit: ExitCode.state },
   CK_AUDIT_CHAIN_BROKEN: { message: 'the audit chain does not verify', exit: ExitCode.state },
   CK_PAIRING_NOT_ACTIVE: { message: 'the car is not in pairing mode (press the pairing button or tap the keycard)', exit: ExitCode.denied },
   CK_RATE_LIMITED: { message: 'too many requests; try again shortly', exit: ExitCode.denied },

@@ -82,6 +82,10 @@ export const nodeBackend: CryptoBackend = {
   sha512(data) {
     return new Uint8Array(createHash('sha512').update(data).digest());
   },
-  secretboxSeal: tweetnaclBackend.secretboxSeal,
-  secretboxOpen: tweetnaclBackend.secretboxOpen,
+  secretboxSeal(plaintext, nonce, key) {
+    return tweetnaclBackend.secretboxSeal(plaintext, nonce, key);
+  },
+  secretboxOpen(ciphertext, nonce, key) {
+    return tweetnaclBackend.secretboxOpen(ciphertext, nonce, key);
+  },
 };

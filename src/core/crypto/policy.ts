@@ -6,7 +6,10 @@
  *   nonces 24. A wrong length is a typed failure, never an exception out of a
  *   verify or decrypt path.
  * - Ed25519 verify rejects S >= L (malleable signatures; tweetnacl alone would
- *   accept them) before calling the backend.
+ *   accept them) before calling the backend. It also refuses public keys that
+ *   `checkPublicKey` refuses: under a small-order key (e.g. the identity) one
+ *   fixed signature verifies for every message on both backends, so verify
+ *   does not rely on every caller having checked the key at enrollment.
  * - `checkPublicKey` rejects non-canonical encodings (y >= p) and the eight
  *   small-order points in every encoding; it is applied wherever a key is
  *   enrolled (pairing, key lists) or a grant accepted.
@@ -127,6 +130,9 @@ export class Crypto {
     if (publicKey.length !== PUBLIC_KEY_LENGTH) return { ok: false, error: lengthError('public key', PUBLIC_KEY_LENGTH, publicKey.length) };
     if (signature.length !== SIGNATURE_LENGTH) return { ok: false, error: lengthError('signature', SIGNATURE_LENGTH, signature.length) };
     if (!isCanonicalScalar(signature.subarray(32))) return fail('CK_CRYPTO_BAD_SIGNATURE', 'S is not reduced (S >= L)');
+    if (!isCanonicalPoint(publicKey) || isSmallOrderPoint(publicKey)) {
+      return fail('CK_CRYPTO_BAD_SIGNATURE', 'public key is non-canonical or of small order');
+    }
     if (!this.backend.ed25519Verify(publicKey, message, signature)) return fail('CK_CRYPTO_BAD_SIGNATURE');
     return ok(true);
   }
