@@ -50,6 +50,7 @@ export const Command = {
   passiveUnlock: 6,
   keyListPush: 7,
   auditRead: 8,
+  keyListGet: 9,
 } as const;
 export type CommandName = keyof typeof Command;
 
@@ -62,6 +63,7 @@ export const COMMAND_PERMISSION: Readonly<Record<CommandName, number>> = {
   passiveUnlock: Permission.unlock | Permission.passive,
   keyListPush: Permission.keyManagement,
   auditRead: Permission.keyManagement,
+  keyListGet: Permission.keyManagement,
 };
 
 export function commandName(code: number): CommandName | undefined {

@@ -1,0 +1,175 @@
+/**
+ * `carkeyd`: the vehicle daemon's command line.
+ *
+ *   carkeyd [run] [--config FILE] [--transport ble|sim] [--adapter hci0] ...
+ *   carkeyd audit verify --state DIR [--json]
+ *   carkeyd identity --state DIR [--json]
+ *   carkeyd config check [--config FILE] [flags]
+ *
+ * Guarantees: configuration is validated once before anything starts (exit 2
+ * with the field named); every failure exits with the catalog's exit code and
+ * a message saying what to do next; `run` prints one JSON line
+ * `{"ready":true,...}` on stdout when serving (logs go to stderr) and stops
+ * cleanly on SIGTERM/SIGINT.
+ */
+import { Command, Option } from 'commander';
+import { createLogger } from '../common/logger.js';
+import { toHex } from '../core/bytes.js';
+import { createCrypto } from '../core/crypto/index.js';
+import { CarkeyError, ExitCode, toCarkeyError } from '../core/errors.js';
+import { keyIdOf, vehicleIdOf } from '../core/identity.js';
+import { loadConfigFile, resolveConfig, type DaemonConfig } from '../vehicle/config.js';
+import { startDaemon } from '../vehicle/daemon.js';
+import { readIdentityFile } from '../vehicle/identity-file.js';
+import { stateDirLayout } from '../vehicle/state-dir.js';
+import { verifyAuditDatabase } from '../vehicle/store.js';
+
+interface RunFlags {
+  config?: string;
+  transport?: string;
+  adapter?: string;
+  radio?: string;
+  hciSocket?: string;
+  hardware?: string;
+  state?: string;
+  name?: string;
+  statusPort?: string;
+  logLevel?: string;
+  json?: boolean;
+}
+
+function fail(error: unknown, json: boolean): never {
+  const carkeyError = toCarkeyError(error);
+  if (json) process.stdout.write(`${JSON.stringify({ ok: false, error: carkeyError.toJSON() })}\n`);
+  else process.stderr.write(`carkeyd: ${carkeyError.message} [${carkeyError.code}]\n`);
+  process.exit(carkeyError.exitCode);
+}
+
+function configFrom(flags: RunFlags): DaemonConfig {
+  const file = flags.config === undefined ? {} : loadConfigFile(flags.config);
+  return resolveConfig(file, {
+    transport: flags.transport,
+    adapter: flags.adapter,
+    radio: flags.radio,
+    hciSocket: flags.hciSocket,
+    hardware: flags.hardware,
+    stateDir: flags.state,
+    name: flags.name,
+    statusPort: flags.statusPort,
+    logLevel: flags.logLevel,
+  });
+}
+
+function addRunOptions(command: Command): Command {
+  return command
+    .option('-c, --config <file>', 'JSON config file (see docs/operations.md)')
+    .addOption(new Option('--transport <kind>', 'radio: real BLE adapter or the simulated radio').choices(['ble', 'sim']))
+    .option('--adapter <hciN>', 'BLE adapter (default hci0)')
+    .option('--radio <path>', 'simulated radio broker socket (with --transport sim)')
+    .option('--hci-socket <path>', 'H4 socket of an emulated controller (btvirt) instead of kernel Bluetooth')
+    .option('--hardware <path>', 'body controller: UNIX socket or serial device (firmware-sim or the real UART)')
+    .option('--state <dir>', 'state directory (identity key, key list, audit log)')
+    .option('--name <name>', 'vehicle name shown to a pairing phone')
+    .option('--status-port <port>', 'status HTTP port on 127.0.0.1 (0 = any free port, -1 = off)')
+    .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']));
+}
+
+async function run(flags: RunFlags): Promise<void> {
+  let config: DaemonConfig;
+  try {
+    config = configFrom(flags);
+  } catch (error) {
+    fail(error, false);
+  }
+  const logger = createLogger({ name: 'carkeyd', level: config.logLevel });
+  let daemon;
+  try {
+    daemon = await startDaemon(config, { logger });
+  } catch (error) {
+    const carkeyError = toCarkeyError(error);
+    logger.fatal({ code: carkeyError.code, err: carkeyError.message }, 'carkeyd could not start');
+    fail(carkeyError, false);
+  }
+  const crypto = createCrypto(config.cryptoBackend);
+  process.stdout.write(
+    `${JSON.stringify({ ready: true, pid: process.pid, vehicleKey: toHex(daemon.vehicleKey), vehicleKeyId: keyIdOf(crypto, daemon.vehicleKey), status: daemon.statusUrl ?? null, transport: config.transport })}\n`,
+  );
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, 'stopping');
+    daemon
+      .stop()
+      .then(() => process.exit(ExitCode.ok))
+      .catch((error: unknown) => {
+        logger.error({ err: (error as Error).message }, 'stop failed');
+        process.exit(ExitCode.internal);
+      });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+const program = new Command('carkeyd')
+  .description('carkey vehicle daemon: verifies phone keys locally over Bluetooth LE and drives the car')
+  .showHelpAfterError('(run with --help for usage)')
+  .exitOverride((error) => {
+    process.exit(error.exitCode === 0 ? ExitCode.ok : ExitCode.badInput);
+  });
+
+addRunOptions(program.command('run', { isDefault: true }).description('run the daemon (default command)'))
+  .addHelpText('after', '\nExamples:\n  carkeyd --config /etc/carkey/carkeyd.json\n  carkeyd --transport sim --radio /tmp/carkey-radio.sock --hardware /tmp/carkey-hw.sock --state ./state')
+  .action((flags: RunFlags) => run(flags));
+
+const audit = program.command('audit').description('audit log tools');
+audit
+  .command('verify')
+  .description("verify the audit log's hash chain and signed checkpoints (read-only; safe while carkeyd runs)")
+  .requiredOption('--state <dir>', 'state directory')
+  .option('--json', 'machine-readable output')
+  .action((flags: { state: string; json?: boolean }) => {
+    const json = flags.json === true;
+    const result = verifyAuditDatabase(flags.state, createCrypto('node'));
+    if (!result.ok) fail(result.error, json);
+    const v = result.value;
+    if (json) process.stdout.write(`${JSON.stringify({ ok: true, ...v })}\n`);
+    else {
+      process.stdout.write(`audit chain OK: ${v.entries} entries, ${v.checkpoints} signed checkpoints, last seq ${v.lastSeq}\n`);
+      const unsigned = v.lastSeq - v.lastCheckpointSeq;
+      if (unsigned > 0) process.stdout.write(`note: the last ${unsigned} entries are after the last checkpoint (not yet signed)\n`);
+    }
+  });
+
+program
+  .command('identity')
+  .description("print the vehicle's public identity (key, key id, vehicle id)")
+  .requiredOption('--state <dir>', 'state directory')
+  .option('--json', 'machine-readable output')
+  .action((flags: { state: string; json?: boolean }) => {
+    const json = flags.json === true;
+    try {
+      const seed = readIdentityFile(stateDirLayout(flags.state).identityPath);
+      if (seed === undefined) throw new CarkeyError('CK_STORE_CORRUPT', `no identity in ${flags.state}; run carkeyd once to create it`);
+      const crypto = createCrypto('node');
+      const publicKey = crypto.publicKeyFromSeed(seed);
+      const out = { publicKey: toHex(publicKey), keyId: keyIdOf(crypto, publicKey), vehicleId: toHex(vehicleIdOf(crypto, publicKey)) };
+      process.stdout.write(json ? `${JSON.stringify(out)}\n` : `vehicle key ${out.publicKey}\nkey id      ${out.keyId}\nvehicle id  ${out.vehicleId}\n`);
+    } catch (error) {
+      fail(error, json);
+    }
+  });
+
+addRunOptions(program.command('config').command('check').description('validate a configuration and print it resolved (no secrets)'))
+  .option('--json', 'machine-readable output')
+  .action((flags: RunFlags) => {
+    try {
+      const config = configFrom(flags);
+      const shown = { ...config, startPin: config.startPin === undefined ? null : '[set]' };
+      process.stdout.write(`${JSON.stringify(shown, null, flags.json === true ? undefined : 2)}\n`);
+    } catch (error) {
+      fail(error, flags.json === true);
+    }
+  });
+
+program.parseAsync(process.argv).catch((error: unknown) => fail(error, false));

@@ -1,0 +1,119 @@
+/**
+ * Carrying out an allowed command: actuation through the ActuatorPort, and the
+ * key-management commands against the store.
+ *
+ * Guarantees: runs only after `authorize` allowed the command; a hardware
+ * failure becomes a `failed` outcome with the error code as payload (never an
+ * exception to the session); a pushed key list is accepted only by the core's
+ * `acceptKeyList` (signed by a current owner, strictly newer, right vehicle)
+ * and stored together with its audit entry in one transaction; the trusted
+ * time floor is raised to the list's signed issue time.
+ */
+import { decodeKeyList, acceptKeyList, type KeyList } from '../core/credentials.js';
+import type { Crypto } from '../core/crypto/policy.js';
+import { CarkeyError, toCarkeyError } from '../core/errors.js';
+import { decodeAuditRead, encodeStatus, encodeVersion, type DoorName } from '../core/payloads.js';
+import type { CommandName } from '../core/roles.js';
+import { raiseFloor } from '../core/time-floor.js';
+import { utf8, toHex } from '../core/bytes.js';
+import type { ActuatorPort } from './actuator.js';
+import type { VehicleStore } from './store.js';
+
+export type CommandOutcome =
+  | { readonly status: 'ok'; readonly payload?: Uint8Array; readonly detail?: Record<string, string | number> }
+  | { readonly status: 'failed'; readonly error: CarkeyError };
+
+export interface CommandContext {
+  readonly crypto: Crypto;
+  readonly store: VehicleStore;
+  readonly actuator: ActuatorPort;
+  readonly vehicleId: Uint8Array;
+  readonly currentKeyList: () => KeyList | undefined;
+  readonly trustedNow: () => number;
+  readonly systemNow: () => number;
+  /** Called after a new key list is stored (refresh caches, advertising). */
+  readonly onKeyListChanged: (list: KeyList) => void;
+}
+
+export async function executeCommand(context: CommandContext, command: CommandName, args: Uint8Array): Promise<CommandOutcome> {
+  try {
+    switch (command) {
+      case 'unlock':
+      case 'passiveUnlock':
+        await context.actuator.unlock('all');
+        return { status: 'ok' };
+      case 'lock':
+        await context.actuator.lock('all');
+        return { status: 'ok' };
+      case 'start':
+        await context.actuator.setDrive(true);
+        return { status: 'ok' };
+      case 'trunk':
+        await context.actuator.openTrunk();
+        return { status: 'ok' };
+      case 'status':
+        return { status: 'ok', payload: await statusPayload(context) };
+      case 'keyListGet':
+        return { status: 'ok', payload: context.currentKeyList()?.bytes ?? new Uint8Array(0) };
+      case 'keyListPush':
+        return pushKeyList(context, args);
+      case 'auditRead':
+        return readAudit(context, args);
+    }
+  } catch (error) {
+    return { status: 'failed', error: toCarkeyError(error) };
+  }
+}
+
+async function statusPayload(context: CommandContext): Promise<Uint8Array> {
+  const state = await context.actuator.state();
+  const fitted = Object.keys(state.doors) as DoorName[];
+  return encodeStatus({
+    locked: fitted.filter((door) => state.doors[door] === 'locked'),
+    doorCount: fitted.length,
+    drive: state.drive,
+    trunk: state.trunk,
+    keyListVersion: context.store.keyListVersion(),
+    carTime: context.trustedNow(),
+  });
+}
+
+function pushKeyList(context: CommandContext, args: Uint8Array): CommandOutcome {
+  const decoded = decodeKeyList(args);
+  if (!decoded.ok) return { status: 'failed', error: decoded.error };
+  const accepted = acceptKeyList(context.crypto, decoded.value, context.currentKeyList(), context.vehicleId);
+  if (!accepted.ok) return { status: 'failed', error: accepted.error };
+  const list = accepted.value;
+  context.store.replaceKeyList(list.bytes, list.version, {
+    via: 'ble',
+    signer: toHex(list.signer.subarray(0, 8)),
+    owners: list.owners.length,
+    revokedSerials: list.revokedSerials.length,
+    revokedKeys: list.revokedKeys.length,
+  });
+  context.store.raiseTimeFloor(raiseFloor(context.store.timeFloor(), context.systemNow(), [list.issuedAt]));
+  context.onKeyListChanged(list);
+  return { status: 'ok', payload: encodeVersion(list.version), detail: { version: list.version } };
+}
+
+function readAudit(context: CommandContext, args: Uint8Array): CommandOutcome {
+  const request = decodeAuditRead(args);
+  if (!request.ok) return { status: 'failed', error: request.error };
+  const entries = context.store.readAudit({ fromSeq: Math.max(1, request.value.fromSeq), limit: request.value.limit });
+  const last = context.store.lastAuditSeq();
+  const first = entries[0]?.seq ?? request.value.fromSeq;
+  const lastInPage = entries.at(-1)?.seq ?? first;
+  const checkpoints = context.store.checkpoints().filter((c) => c.seq >= first && c.seq <= lastInPage);
+  // Trim the page until it fits one message (entries can be up to a few hundred bytes).
+  let page = entries;
+  for (;;) {
+    const json = JSON.stringify({
+      entries: page.map((e) => ({ seq: e.seq, time: e.time, kind: e.kind, fields: e.fields, hash: toHex(e.hash) })),
+      checkpoints: checkpoints.filter((c) => page.some((e) => e.seq === c.seq)).map((c) => ({ seq: c.seq, hash: toHex(c.hash), signature: toHex(c.signature) })),
+      last,
+    });
+    const bytes = utf8(json);
+    if (bytes.length <= 7000 || page.length <= 1) return { status: 'ok', payload: bytes };
+    page = page.slice(0, Math.ceil(page.length / 2));
+  }
+}

@@ -1,0 +1,198 @@
+/**
+ * carkeyd configuration: one JSON file plus command-line flags, validated once
+ * at start (as pino validates its options), with precise errors.
+ *
+ * Guarantees: `resolveConfig` either returns a complete, frozen `DaemonConfig`
+ * whose every field is in range, or throws CK_CONFIG_INVALID naming the field,
+ * the value and the allowed range. Flags override the file; the file overrides
+ * defaults. Unknown keys in the file are errors (typos must not silently
+ * weaken security settings).
+ */
+import { readFileSync } from 'node:fs';
+import { CarkeyError } from '../core/errors.js';
+import { PIN_PATTERN } from '../core/payloads.js';
+
+export type TransportKind = 'ble' | 'sim';
+
+export interface DaemonConfig {
+  readonly transport: TransportKind;
+  /** BLE adapter, e.g. hci0. */
+  readonly adapter: string;
+  /** Sim radio broker socket (transport sim). */
+  readonly radio: string;
+  /** Optional H4 socket of an emulated controller (btvirt) for transport ble. */
+  readonly hciSocket: string | undefined;
+  /** Body controller: UNIX socket or serial device path. */
+  readonly hardware: string;
+  readonly stateDir: string;
+  /** Name shown to a pairing phone (≤ 32 bytes UTF-8). */
+  readonly name: string;
+  /** Advertised local name (generic on purpose: it must not identify the owner). */
+  readonly localName: string;
+  /** Concurrent connection slots (≥ 3). */
+  readonly slots: number;
+  /** Drop links that have not authenticated within this time (ms, ≤ 3000). */
+  readonly idleTimeoutMs: number;
+  /** Drop authenticated links idle for this long (ms). */
+  readonly sessionIdleMs: number;
+  readonly challengeTtlMs: number;
+  /** Deny when challenge→request took longer (relay bound, ms). */
+  readonly relayBoundMs: number;
+  /** RSSI hysteresis for walk-up unlock: near at ≥ enter, far again below exit (dBm). */
+  readonly passiveEnterRssi: number;
+  readonly passiveExitRssi: number;
+  /** PIN required for `start`, when set (4..8 digits). */
+  readonly startPin: string | undefined;
+  /** Messages per second per link, and globally (token buckets). */
+  readonly perLinkRate: number;
+  readonly perLinkBurst: number;
+  readonly globalRate: number;
+  readonly globalBurst: number;
+  /** Pairing window after the button/keycard (ms). */
+  readonly pairingWindowMs: number;
+  /** Keycard ids that may open pairing / confirm factory reset (empty: button only). */
+  readonly keycards: readonly string[];
+  /** Status HTTP port on 127.0.0.1 (0 = pick a free port, -1 = off). */
+  readonly statusPort: number;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly auditCheckpointEvery: number;
+  readonly cryptoBackend: 'node' | 'tweetnacl';
+}
+
+export const DEFAULTS: DaemonConfig = {
+  transport: 'ble',
+  adapter: 'hci0',
+  radio: '/tmp/carkey-radio.sock',
+  hciSocket: undefined,
+  hardware: '/tmp/carkey-hw.sock',
+  stateDir: '/var/lib/carkey',
+  name: 'carkey',
+  localName: 'carkey',
+  slots: 4,
+  idleTimeoutMs: 3000,
+  sessionIdleMs: 30_000,
+  challengeTtlMs: 3000,
+  relayBoundMs: 500,
+  passiveEnterRssi: -60,
+  passiveExitRssi: -70,
+  startPin: undefined,
+  perLinkRate: 10,
+  perLinkBurst: 20,
+  globalRate: 50,
+  globalBurst: 100,
+  pairingWindowMs: 60_000,
+  keycards: [],
+  statusPort: 7341,
+  logLevel: 'info',
+  auditCheckpointEvery: 64,
+  cryptoBackend: 'node',
+};
+
+type Key = keyof DaemonConfig;
+type Check = (value: unknown, key: string) => unknown;
+
+function invalid(key: string, value: unknown, expected: string): CarkeyError {
+  return new CarkeyError('CK_CONFIG_INVALID', `${key} = ${JSON.stringify(value)}: expected ${expected}`);
+}
+
+function int(min: number, max: number): Check {
+  return (value, key) => {
+    const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw invalid(key, value, `an integer in ${min}..${max}`);
+    return n;
+  };
+}
+
+function oneOf(...allowed: string[]): Check {
+  return (value, key) => {
+    if (typeof value !== 'string' || !allowed.includes(value)) throw invalid(key, value, `one of ${allowed.join(', ')}`);
+    return value;
+  };
+}
+
+function text(pattern: RegExp, what: string): Check {
+  return (value, key) => {
+    if (typeof value !== 'string' || !pattern.test(value)) throw invalid(key, value, what);
+    return value;
+  };
+}
+
+function optional(check: Check): Check {
+  return (value, key) => (value === undefined || value === null || value === '' ? undefined : check(value, key));
+}
+
+const path = text(/^[^\0]{1,4096}$/, 'a path');
+
+const CHECKS: Readonly<Record<Key, Check>> = {
+  transport: oneOf('ble', 'sim'),
+  adapter: text(/^hci[0-9]{1,2}$/, 'an adapter name like hci0'),
+  radio: path,
+  hciSocket: optional(path),
+  hardware: path,
+  stateDir: path,
+  name: (value, key) => {
+    if (typeof value !== 'string' || value.length === 0 || new TextEncoder().encode(value).length > 32) throw invalid(key, value, '1..32 bytes of UTF-8');
+    return value;
+  },
+  localName: text(/^[\x20-\x7e]{1,20}$/, '1..20 printable ASCII characters'),
+  slots: int(3, 16),
+  idleTimeoutMs: int(200, 3000),
+  sessionIdleMs: int(1000, 600_000),
+  challengeTtlMs: int(100, 65_535),
+  relayBoundMs: int(1, 65_535),
+  passiveEnterRssi: int(-127, 20),
+  passiveExitRssi: int(-127, 20),
+  startPin: optional(text(PIN_PATTERN, '4 to 8 digits')),
+  perLinkRate: int(1, 1000),
+  perLinkBurst: int(1, 1000),
+  globalRate: int(1, 10_000),
+  globalBurst: int(1, 10_000),
+  pairingWindowMs: int(5000, 600_000),
+  keycards: (value, key) => {
+    if (!Array.isArray(value) || !value.every((card) => typeof card === 'string' && /^[A-Za-z0-9_-]{1,64}$/.test(card))) {
+      throw invalid(key, value, 'a list of keycard ids');
+    }
+    return [...(value as string[])];
+  },
+  statusPort: int(-1, 65_535),
+  logLevel: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
+  auditCheckpointEvery: int(1, 100_000),
+  cryptoBackend: oneOf('node', 'tweetnacl'),
+};
+
+export function loadConfigFile(file: string): Record<string, unknown> {
+  let raw: string;
+  try {
+    raw = readFileSync(file, 'utf8');
+  } catch (error) {
+    throw new CarkeyError('CK_CONFIG_INVALID', `cannot read config file ${file}: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch (error) {
+    throw new CarkeyError('CK_CONFIG_INVALID', `config file ${file} is not valid JSON: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new CarkeyError('CK_CONFIG_INVALID', `config file ${file} must hold a JSON object`);
+  return parsed as Record<string, unknown>;
+}
+
+/** Merge defaults ← file ← flags and validate every field once. */
+export function resolveConfig(file: Record<string, unknown>, flags: Partial<Record<Key, unknown>>): DaemonConfig {
+  const merged: Record<string, unknown> = { ...DEFAULTS };
+  for (const [key, value] of Object.entries(file)) {
+    if (!(key in CHECKS)) throw new CarkeyError('CK_CONFIG_INVALID', `unknown setting "${key}" in the config file`);
+    merged[key] = value;
+  }
+  for (const [key, value] of Object.entries(flags)) if (value !== undefined) merged[key] = value;
+  const out: Record<string, unknown> = {};
+  for (const key of Object.keys(CHECKS) as Key[]) out[key] = CHECKS[key](merged[key], key);
+  const config = out as unknown as DaemonConfig;
+  if (config.passiveExitRssi > config.passiveEnterRssi) {
+    throw new CarkeyError('CK_CONFIG_INVALID', 'passiveExitRssi must not be above passiveEnterRssi (hysteresis)');
+  }
+  if (config.relayBoundMs > config.challengeTtlMs) {
+    throw new CarkeyError('CK_CONFIG_INVALID', 'relayBoundMs must not exceed challengeTtlMs');
+  }
+  return Object.freeze(config);
+}

@@ -1,0 +1,311 @@
+/**
+ * One BLE connection on the car: framing, the core session machine, the
+ * decision, actuation, audit and metrics for everything that link sends.
+ *
+ * Guarantees:
+ * - Unauthenticated peers only ever see CHALLENGE / PAIR_* replies or the one
+ *   generic REFUSE, after which the link is dropped; the specific reason goes
+ *   to the audit log (for REQUEST-stage refusals) and to metrics/logs.
+ * - A link that has not authenticated within `idleTimeoutMs` is dropped; an
+ *   authenticated one after `sessionIdleMs` of silence; a link exceeding its
+ *   rate limit or the global one is dropped.
+ * - Every decision (allow or deny) is audited with reason, subject (key id or
+ *   grant serial), command, RSSI and challenge→request time, before the
+ *   RESULT is sent.
+ * - Messages are processed one at a time per link, in order; no input makes
+ *   this throw (errors end the session).
+ */
+import type { Logger } from 'pino';
+import { revealOf, type Decision } from '../core/authorize.js';
+import { toHex } from '../core/bytes.js';
+import { acceptKeyList, decodeKeyList, type KeyList } from '../core/credentials.js';
+import type { RandomSource } from '../core/crypto/backend.js';
+import type { Crypto } from '../core/crypto/policy.js';
+import { CarkeyError, toCarkeyError } from '../core/errors.js';
+import { keyIdOf } from '../core/identity.js';
+import { REFUSE_BYTES } from '../core/messages.js';
+import { decodePin } from '../core/payloads.js';
+import { raiseFloor } from '../core/time-floor.js';
+import { VehicleSession, type VehicleEvent } from '../core/vehicle-session.js';
+import { MessageChannel, peripheralChunks } from '../transport/channel.js';
+import type { PeripheralLink } from '../transport/types.js';
+import type { ActuatorPort } from './actuator.js';
+import { authorize } from './authorizer.js';
+import { executeCommand } from './commands.js';
+import type { DaemonConfig } from './config.js';
+import type { DaemonMetrics } from './metrics.js';
+import type { PairingController } from './pairing-mode.js';
+import { ProximityTracker } from './proximity.js';
+import { TokenBucket } from './rate-limit.js';
+import type { VehicleStore } from './store.js';
+
+export interface LinkDeps {
+  readonly crypto: Crypto;
+  readonly random: RandomSource;
+  readonly config: DaemonConfig;
+  readonly store: VehicleStore;
+  readonly actuator: ActuatorPort;
+  readonly metrics: DaemonMetrics;
+  readonly logger: Logger;
+  readonly pairing: PairingController;
+  readonly globalLimiter: TokenBucket;
+  readonly vehicleId: Uint8Array;
+  /** Monotonic ms (timeouts, response time). */
+  readonly monotonic: () => number;
+  /** System wall clock ms (before the trusted floor). */
+  readonly wallClock: () => number;
+  readonly trustedNow: () => number;
+  readonly keyList: () => KeyList | undefined;
+  readonly onKeyListChanged: (list: KeyList) => void;
+  /** Show the pairing code / messages on the car's display. */
+  readonly show: (rows: readonly string[]) => void;
+}
+
+export type LinkState = 'unauthenticated' | 'pairing' | 'authenticated' | 'closed';
+
+export class LinkHandler {
+  readonly openedAt: number;
+  private readonly session: VehicleSession;
+  private readonly channel: MessageChannel;
+  private readonly limiter: TokenBucket;
+  private readonly proximity: ProximityTracker;
+  private queue: Promise<void> = Promise.resolve();
+  private idleTimer: NodeJS.Timeout | undefined;
+  private stateValue: LinkState = 'unauthenticated';
+  private readonly log: Logger;
+  private readonly closeHandlers: (() => void)[] = [];
+
+  constructor(
+    readonly link: PeripheralLink,
+    private readonly deps: LinkDeps,
+  ) {
+    this.openedAt = deps.monotonic();
+    this.log = deps.logger.child({ link: link.id });
+    this.session = new VehicleSession({ crypto: deps.crypto, identitySeed: deps.store.identity.exportSeed(), random: deps.random, challengeTtlMs: deps.config.challengeTtlMs });
+    this.channel = new MessageChannel(peripheralChunks(link));
+    this.limiter = new TokenBucket(deps.config.perLinkRate, deps.config.perLinkBurst, this.openedAt);
+    this.proximity = new ProximityTracker({ enterRssi: deps.config.passiveEnterRssi, exitRssi: deps.config.passiveExitRssi });
+    this.channel.onMessage((message) => {
+      this.queue = this.queue.then(() => this.onMessage(message)).catch((error: unknown) => this.fatal(toCarkeyError(error)));
+    });
+    this.channel.onError((error) => {
+      this.log.debug({ code: error.code }, 'framing error');
+      if (this.stateValue === 'unauthenticated') void this.drop('framing');
+    });
+    link.onClose((reason) => {
+      this.log.debug({ reason }, 'link closed');
+      this.finish();
+    });
+    this.armIdle(deps.config.idleTimeoutMs);
+  }
+
+  get state(): LinkState {
+    return this.stateValue;
+  }
+
+  onClosed(handler: () => void): void {
+    this.closeHandlers.push(handler);
+  }
+
+  /** Drop the link (eviction, shutdown, idle). */
+  async drop(why: string): Promise<void> {
+    if (this.stateValue === 'closed') return;
+    this.log.debug({ why }, 'dropping link');
+    this.finish();
+    await this.link.disconnect().catch(() => undefined);
+  }
+
+  private finish(): void {
+    if (this.stateValue === 'closed') return;
+    this.stateValue = 'closed';
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.channel.close();
+    for (const handler of this.closeHandlers.splice(0)) handler();
+  }
+
+  private armIdle(ms: number): void {
+    if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
+    this.idleTimer = setTimeout(() => {
+      this.deps.metrics.connectionsTotal.inc({ event: 'idle-dropped' });
+      void this.drop(`idle (${this.stateValue})`);
+    }, ms);
+    this.idleTimer.unref();
+  }
+
+  private async onMessage(message: Uint8Array): Promise<void> {
+    if (this.stateValue === 'closed') return;
+    const now = this.deps.monotonic();
+    if (!this.limiter.take(now) || !this.deps.globalLimiter.take(now)) {
+      this.deps.metrics.connectionsTotal.inc({ event: 'rate-dropped' });
+      this.log.warn('rate limit exceeded; dropping link');
+      await this.drop('rate limit');
+      return;
+    }
+    this.proximity.observe(this.link.rssi());
+    const stage = this.session.stateName;
+    const event = this.session.handle(message, {
+      now,
+      carTime: this.deps.trustedNow(),
+      keyListVersion: this.deps.store.keyListVersion(),
+      pairingOpen: this.deps.pairing.isOpen(now),
+      currentKeyList: this.deps.keyList()?.bytes ?? new Uint8Array(0),
+    });
+    await this.onEvent(event, stage);
+  }
+
+  private async onEvent(event: VehicleEvent, stage: string): Promise<void> {
+    switch (event.kind) {
+      case 'reply':
+        if (this.session.stateName === 'pair-challenged') {
+          this.stateValue = 'pairing';
+          this.armIdle(this.deps.config.pairingWindowMs);
+        }
+        await this.send(event.reply);
+        return;
+      case 'refuse':
+        await this.refuse(event.error, stage === 'challenged');
+        return;
+      case 'request':
+        await this.onRequest(event);
+        return;
+      case 'pair-code':
+        this.deps.show(['Pairing code', event.code]);
+        this.log.info('pairing code shown on the display');
+        await this.send(event.reply);
+        return;
+      case 'pair-confirm':
+        await this.onPairConfirm(event);
+        return;
+    }
+  }
+
+  private async onRequest(event: VehicleEvent & { kind: 'request' }): Promise<void> {
+    const started = this.deps.monotonic();
+    const deps = this.deps;
+    if (event.first) {
+      this.stateValue = 'authenticated';
+      deps.metrics.responseTime.observe(event.responseTimeMs / 1000);
+    }
+    this.armIdle(deps.config.sessionIdleMs);
+    const command = event.command;
+    const rssi = this.link.rssi();
+    const keyId = keyIdOf(deps.crypto, event.peerKey);
+    if (command === undefined) {
+      deps.store.appendAudit('decision', { result: 'deny', reason: 'unknown-command', key: keyId, rssi: rssi ?? null });
+      await this.send(this.session.respond(event.seq, { status: 'denied', category: 'not-permitted' }));
+      return;
+    }
+    const pin = command === 'start' ? decodePin(event.args) : { ok: true as const, value: undefined };
+    const decision: Decision = authorize(deps.crypto, { relayBoundMs: deps.config.relayBoundMs, startPin: deps.config.startPin }, {
+      vehicleId: deps.vehicleId,
+      keyList: deps.keyList(),
+      trustedNow: deps.trustedNow(),
+      peerKey: event.peerKey,
+      credential: event.credential,
+      command,
+      proximity: { rssi, near: this.proximity.near, responseTimeMs: event.responseTimeMs },
+      // A malformed PIN is a wrong PIN (it can never equal a valid configured one).
+      pin: pin.ok ? pin.value : '',
+    });
+    const audit = {
+      command,
+      key: keyId,
+      subject: decision.subject,
+      rssi: rssi ?? null,
+      responseMs: Math.round(event.responseTimeMs * 10) / 10,
+      firstInSession: event.first,
+    };
+    if (!decision.allow) {
+      deps.store.appendAudit('decision', { ...audit, result: 'deny', reason: decision.reason });
+      deps.metrics.decisions.inc({ result: 'deny', reason: decision.reason, command });
+      this.log.info({ command, reason: decision.reason, subject: decision.subject }, 'denied');
+      const category = revealOf(decision.reason);
+      if (category === undefined) {
+        this.session.refuse(new CarkeyError('CK_DENIED', decision.reason));
+        await this.refuse(new CarkeyError('CK_DENIED', decision.reason), false);
+        return;
+      }
+      await this.send(this.session.respond(event.seq, { status: 'denied', category }));
+      return;
+    }
+    const outcome = await executeCommand(
+      {
+        crypto: deps.crypto,
+        store: deps.store,
+        actuator: deps.actuator,
+        vehicleId: deps.vehicleId,
+        currentKeyList: deps.keyList,
+        trustedNow: deps.trustedNow,
+        systemNow: deps.wallClock,
+        onKeyListChanged: deps.onKeyListChanged,
+      },
+      command,
+      event.args,
+    );
+    if (outcome.status === 'ok') {
+      deps.store.appendAudit('decision', { ...audit, result: 'allow', role: decision.role, ...(outcome.detail ?? {}) });
+      deps.metrics.decisions.inc({ result: 'allow', reason: 'none', command });
+      this.log.info({ command, subject: decision.subject, role: decision.role }, 'allowed');
+      await this.send(this.session.respond(event.seq, { status: 'ok', payload: outcome.payload ?? new Uint8Array(0) }));
+    } else {
+      deps.store.appendAudit('decision', { ...audit, result: 'allow', role: decision.role, failed: outcome.error.code });
+      deps.metrics.decisions.inc({ result: 'failed', reason: outcome.error.code, command });
+      this.log.warn({ command, code: outcome.error.code, err: outcome.error.message }, 'allowed but failed');
+      await this.send(this.session.respond(event.seq, { status: 'failed', payload: new TextEncoder().encode(outcome.error.code) }));
+    }
+    deps.metrics.unlockLatency.observe({ command }, (deps.monotonic() - started) / 1000);
+  }
+
+  private async onPairConfirm(event: VehicleEvent & { kind: 'pair-confirm' }): Promise<void> {
+    const deps = this.deps;
+    const decoded = decodeKeyList(event.keyList);
+    const accepted = decoded.ok ? acceptKeyList(deps.crypto, decoded.value, deps.keyList(), deps.vehicleId, { viaPairing: true }) : decoded;
+    const keyId = keyIdOf(deps.crypto, event.peerKey);
+    if (!accepted.ok || !accepted.value.owners.some((owner) => toHex(owner) === toHex(event.peerKey))) {
+      const error = accepted.ok ? new CarkeyError('CK_KEYLIST_NOT_OWNER', 'the pairing phone must be an owner in its key list') : accepted.error;
+      deps.store.appendAudit('pairing', { result: 'refused', key: keyId, reason: error.code });
+      await this.send(this.session.finishPairing({ accepted: false, error }));
+      await this.drop('pairing refused');
+      return;
+    }
+    deps.show(['Press button to', `confirm ${event.name}`.slice(0, 20)]);
+    const confirmed = await deps.pairing.awaitConfirmation(deps.monotonic());
+    if (!confirmed || this.stateValue === 'closed') {
+      deps.store.appendAudit('pairing', { result: 'not-confirmed', key: keyId });
+      deps.show(['Pairing cancelled']);
+      if (this.stateValue !== 'closed') await this.send(this.session.finishPairing({ accepted: false, error: new CarkeyError('CK_PROTO_PAIRING_NOT_CONFIRMED') }));
+      await this.drop('pairing not confirmed');
+      return;
+    }
+    const list = accepted.value;
+    deps.store.replaceKeyList(list.bytes, list.version, { via: 'pairing', owner: keyId, name: event.name, owners: list.owners.length });
+    deps.store.raiseTimeFloor(raiseFloor(deps.store.timeFloor(), deps.wallClock(), [list.issuedAt]));
+    deps.onKeyListChanged(list);
+    deps.show(['Paired', event.name.slice(0, 20)]);
+    this.log.info({ owner: keyId }, 'owner paired');
+    await this.send(this.session.finishPairing({ accepted: true, advSecret: deps.store.advertisingSecret(), vehicleName: deps.config.name }));
+  }
+
+  private async refuse(error: CarkeyError, audited: boolean): Promise<void> {
+    this.deps.metrics.refusals.inc({ code: error.code });
+    this.log.info({ code: error.code }, 'refused');
+    if (audited) this.deps.store.appendAudit('decision', { result: 'deny', reason: error.code, stage: 'request' });
+    await this.send(REFUSE_BYTES);
+    await this.drop('refused');
+  }
+
+  private async send(message: Uint8Array): Promise<void> {
+    if (this.stateValue === 'closed') return;
+    try {
+      await this.channel.send(message);
+    } catch (error) {
+      this.log.debug({ code: toCarkeyError(error).code }, 'send failed');
+      await this.drop('send failed');
+    }
+  }
+
+  private fatal(error: CarkeyError): void {
+    this.log.error({ code: error.code, err: error.message }, 'link handler error');
+    void this.drop('internal error');
+  }
+}

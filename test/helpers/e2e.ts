@@ -1,0 +1,153 @@
+/**
+ * End-to-end harness: real processes over real sockets. Starts the sim radio
+ * broker, the simulated body controller and carkeyd as separate processes
+ * (compiled dist/ programs), runs the `carkey` CLI as a user would, and
+ * drives the car's button/keycard through the hardware control CLI.
+ *
+ * Guarantees: every process it starts is killed in `stop()`; every temp dir
+ * is removed; a process that exits early or never prints its ready line fails
+ * the test with its stderr attached.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+export const REPO = resolve(import.meta.dirname, '..', '..');
+export const DIST = join(REPO, 'dist');
+
+export interface Started {
+  readonly child: ChildProcess;
+  readonly ready: Record<string, unknown>;
+  readonly stderr: () => string;
+}
+
+/** Spawn a compiled program and wait for its `{"ready":true}` line on stdout. */
+export function startProgram(script: string, args: readonly string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<Started> {
+  const child = spawn(process.execPath, [join(DIST, script), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  let stderr = '';
+  let stdout = '';
+  child.stderr.on('data', (data: Buffer) => {
+    stderr += data.toString();
+    if (stderr.length > 200_000) stderr = stderr.slice(-100_000);
+  });
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${script} did not become ready in time\n${stderr}`));
+    }, options.timeoutMs ?? 15_000);
+    child.stdout.on('data', (data: Buffer) => {
+      stdout += data.toString();
+      const line = stdout.split('\n').find((l) => l.includes('"ready":true'));
+      if (line !== undefined) {
+        clearTimeout(timer);
+        resolvePromise({ child, ready: JSON.parse(line) as Record<string, unknown>, stderr: () => stderr });
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`${script} exited with ${code} before it was ready\n${stderr}`));
+    });
+  });
+}
+
+export interface CliResult {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Run a compiled CLI to completion. */
+export function runCli(script: string, args: readonly string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<CliResult> {
+  const child = spawn(process.execPath, [join(DIST, script), ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin.end(options.input ?? '');
+  return new Promise((resolvePromise, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`${script} ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
+    }, options.timeoutMs ?? 30_000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+export async function stopProgram(started: Started | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
+  if (started === undefined || started.child.exitCode !== null) return started?.child.exitCode ?? null;
+  const exited = new Promise<number | null>((r) => started.child.once('exit', (code) => r(code)));
+  started.child.kill(signal);
+  const timer = setTimeout(() => started.child.kill('SIGKILL'), 5000);
+  const code = await exited;
+  clearTimeout(timer);
+  return code;
+}
+
+export interface CarRig {
+  readonly dir: string;
+  readonly radio: string;
+  readonly hardware: string;
+  readonly stateDir: string;
+  readonly configPath: string;
+  radioProc: Started | undefined;
+  hardwareProc: Started | undefined;
+  daemon: Started | undefined;
+}
+
+export interface RigOptions {
+  readonly config?: Record<string, unknown>;
+}
+
+/** Temp dir with the radio broker and the hardware sim running; carkeyd not yet. */
+export async function startRig(options: RigOptions = {}): Promise<CarRig> {
+  const dir = mkdtempSync(join(tmpdir(), 'carkey-e2e-'));
+  const rig: CarRig = {
+    dir,
+    radio: join(dir, 'radio.sock'),
+    hardware: join(dir, 'hw.sock'),
+    stateDir: join(dir, 'car-state'),
+    configPath: join(dir, 'carkeyd.json'),
+    radioProc: undefined,
+    hardwareProc: undefined,
+    daemon: undefined,
+  };
+  writeFileSync(
+    rig.configPath,
+    JSON.stringify({
+      transport: 'sim',
+      radio: rig.radio,
+      hardware: rig.hardware,
+      stateDir: rig.stateDir,
+      name: 'Test Car',
+      statusPort: 0,
+      logLevel: 'info',
+      keycards: ['card-1'],
+      ...options.config,
+    }),
+  );
+  rig.radioProc = await startProgram('firmware-sim/radio/main.js', ['--socket', rig.radio, '--seed', '7']);
+  rig.hardwareProc = await startProgram('firmware-sim/hardware/main.js', ['--socket', rig.hardware]);
+  return rig;
+}
+
+export async function startDaemonProcess(rig: CarRig): Promise<Started> {
+  rig.daemon = await startProgram('src/cli/carkeyd.js', ['--config', rig.configPath]);
+  return rig.daemon;
+}
+
+export async function stopRig(rig: CarRig | undefined): Promise<void> {
+  if (rig === undefined) return;
+  await stopProgram(rig.daemon);
+  await stopProgram(rig.hardwareProc);
+  await stopProgram(rig.radioProc);
+  rmSync(rig.dir, { recursive: true, force: true });
+}
+
+/** Act on the car as a person: press-button, long-press, tap-keycard ID, display, state. */
+export function hardwareCtl(rig: CarRig, ...args: string[]): Promise<CliResult> {
+  return runCli('firmware-sim/hardware/ctl.js', ['--socket', rig.hardware, ...args]);
+}
