@@ -133,7 +133,7 @@ audit
     const result = verifyAuditDatabase(flags.state, createCrypto('node'));
     if (!result.ok) fail(result.error, json);
     const v = result.value;
-    if (json) process.stdout.write(`${JSON.stringify({ ok: true, ...v })}\n`);
+    if (json) process.stdout.write(`${JSON.stringify({ ok: true, entries: v.entries, checkpoints: v.checkpoints, lastSeq: v.lastSeq, lastCheckpointSeq: v.lastCheckpointSeq, uncovered: v.uncovered, headHash: toHex(v.headHash) })}\n`);
     else {
       process.stdout.write(`audit chain OK: ${v.entries} entries, ${v.checkpoints} signed checkpoints, last seq ${v.lastSeq}\n`);
       const unsigned = v.lastSeq - v.lastCheckpointSeq;

@@ -95,6 +95,7 @@ export const Catalog = {
   CK_TRANSPORT_NOT_SUBSCRIBED: { message: 'the phone has not subscribed to notifications on this link', exit: ExitCode.internal },
   CK_TRANSPORT_NOT_STARTED: { message: 'the transport is not started or was already stopped', exit: ExitCode.internal },
   CK_TRANSPORT_RADIO_PROTOCOL: { message: 'malformed or invalid message on the simulated radio socket', exit: ExitCode.internal },
+  CK_TRANSPORT_EMULATOR_UNAVAILABLE: { message: 'the btvirt emulated BLE controllers could not start', exit: ExitCode.unavailable },
 
   // --- hardware (firmware-sim / body controller) ----------------------------
   CK_HW_UNAVAILABLE: { message: 'the body controller is not reachable', exit: ExitCode.unavailable },
@@ -118,6 +119,17 @@ export const Catalog = {
   CK_PHONE_STORE_CORRUPT: { message: 'the phone key store is unreadable', exit: ExitCode.state },
   CK_PHONE_AMBIGUOUS_VEHICLE: { message: 'several vehicles are paired; choose one with --vehicle NAME', exit: ExitCode.badInput },
   CK_DENIED: { message: 'the car denied the command', exit: ExitCode.denied },
+  CK_PHONE_NO_IDENTITY: { message: 'this phone has no key yet; create one with `carkey keygen`', exit: ExitCode.state },
+  CK_PHONE_IDENTITY_EXISTS: { message: 'this key store already has a key; it is never overwritten (use another --home for a new one)', exit: ExitCode.badInput },
+  CK_PHONE_NEED_PASSPHRASE: { message: 'the key is encrypted and no passphrase was given (use --passphrase-file FILE, $CARKEY_PASSPHRASE or a terminal)', exit: ExitCode.badInput },
+  CK_PHONE_STORE_BUSY: { message: 'the key store is being changed by another carkey process; try again', exit: ExitCode.state },
+  CK_PHONE_NOT_OWNER: { message: 'this phone is not an owner of that vehicle', exit: ExitCode.denied },
+  CK_PHONE_VEHICLE_EXISTS: { message: 'a vehicle by that name is already stored; choose another name with --name', exit: ExitCode.badInput },
+  CK_PHONE_BAD_SHARE: { message: 'not a valid carkey share (expected carkey1:... or a share file)', exit: ExitCode.badInput },
+  CK_PHONE_SHARE_NOT_FOR_ME: { message: 'this key was issued to another phone; send the owner the public key from `carkey whoami`', exit: ExitCode.badInput },
+  CK_PHONE_COMMAND_FAILED: { message: 'the car accepted the command but could not carry it out', exit: ExitCode.unavailable },
+  CK_PHONE_DELIVERY_FAILED: { message: 'the car did not take the queued key list; it stays queued', exit: ExitCode.denied },
+  CK_PHONE_CLOUD_UNAVAILABLE: { message: 'not available yet: this comes with carkey-cloud; every other command works over Bluetooth without it', exit: ExitCode.badInput },
 
   // --- configuration ----------------------------------------------------------
   CK_CONFIG_INVALID: { message: 'invalid configuration', exit: ExitCode.badInput },
