@@ -100,31 +100,47 @@ function deny(reason: DenyReason, subject: string): Decision {
   return { allow: false, reason, subject };
 }
 
-export function decide(crypto: Crypto, input: DecisionInput): Decision {
+/** Who the peer is, before any command is considered. */
+export type Recognition =
+  | { readonly recognized: true; readonly role: RoleName; readonly mask: number; readonly subject: string; readonly grant: Grant | undefined }
+  | { readonly recognized: false; readonly reason: DenyReason; readonly subject: string };
+
+/**
+ * Recognise the peer: a current owner, or the subject of a valid grant from a
+ * current owner that is not revoked. Unrecognised peers get only the generic
+ * refusal (`revealOf` of every reason here is undefined). Time windows are
+ * not checked here: an expired grant still identifies its holder.
+ */
+export function recognize(
+  crypto: Crypto,
+  input: Pick<DecisionInput, 'vehicleId' | 'keyList' | 'peerKey' | 'credential'>,
+): Recognition {
   const { keyList, credential, peerKey } = input;
   const subject = credential.kind === 'grant' ? `grant:${toHex(credential.grant.serial)}` : `key:${toHex(peerKey.subarray(0, 8))}`;
-  if (keyList === undefined) return deny('not-paired', subject);
-  if (containsKey(keyList.revokedKeys, peerKey)) return deny('key-revoked', subject);
-
-  let role: RoleName;
-  let mask: number;
+  const no = (reason: DenyReason): Recognition => ({ recognized: false, reason, subject });
+  if (keyList === undefined) return no('not-paired');
+  if (containsKey(keyList.revokedKeys, peerKey)) return no('key-revoked');
   if (credential.kind === 'owner') {
-    if (!containsKey(keyList.owners, peerKey)) return deny('unknown-key', subject);
-    role = 'owner';
-    mask = ROLE_MASK.owner;
-  } else {
-    const grant = credential.grant;
-    const valid = verifyGrant(crypto, grant, input.vehicleId);
-    if (!valid.ok) return deny(valid.error.code === 'CK_CRED_WRONG_VEHICLE' ? 'grant-wrong-vehicle' : 'grant-invalid', subject);
-    if (!equalBytes(grant.subject, peerKey)) return deny('grant-wrong-subject', subject);
-    if (!containsKey(keyList.owners, grant.issuer)) return deny('grant-issuer-not-owner', subject);
-    if (containsKey(keyList.revokedSerials, grant.serial)) return deny('grant-revoked', subject);
+    if (!containsKey(keyList.owners, peerKey)) return no('unknown-key');
+    return { recognized: true, role: 'owner', mask: ROLE_MASK.owner, subject, grant: undefined };
+  }
+  const grant = credential.grant;
+  const valid = verifyGrant(crypto, grant, input.vehicleId);
+  if (!valid.ok) return no(valid.error.code === 'CK_CRED_WRONG_VEHICLE' ? 'grant-wrong-vehicle' : 'grant-invalid');
+  if (!equalBytes(grant.subject, peerKey)) return no('grant-wrong-subject');
+  if (!containsKey(keyList.owners, grant.issuer)) return no('grant-issuer-not-owner');
+  if (containsKey(keyList.revokedSerials, grant.serial)) return no('grant-revoked');
+  return { recognized: true, role: grant.role, mask: ROLE_MASK[grant.role] & grant.permissions, subject, grant };
+}
+
+export function decide(crypto: Crypto, input: DecisionInput): Decision {
+  const who = recognize(crypto, input);
+  if (!who.recognized) return deny(who.reason, who.subject);
+  const { subject, grant, role, mask } = who;
+  if (grant !== undefined) {
     if (input.now < grant.notBefore) return deny('grant-not-yet-valid', subject);
     if (input.now >= grant.notAfter) return deny('grant-expired', subject);
-    role = grant.role;
-    mask = ROLE_MASK[grant.role] & grant.permissions;
   }
-
   const needed = COMMAND_PERMISSION[input.command];
   if ((mask & needed) !== needed) return deny('not-permitted', subject);
   if (input.proximity.responseTimeMs > input.policy.relayBoundMs) return deny('relay-bound', subject);

@@ -127,9 +127,9 @@ export class Reassembler {
       partial.buffer.set(data, 0);
       partial.filled = data.length;
       const outcome = this.completeOrKeep(partial);
-      return abandoned && outcome.message === undefined
-        ? { error: new CarkeyError('CK_FRAME_OUT_OF_ORDER', 'new message started before the previous one completed') }
-        : outcome;
+      if (!abandoned) return outcome;
+      const lost = new CarkeyError('CK_FRAME_OUT_OF_ORDER', 'new message started before the previous one completed');
+      return outcome.message === undefined ? { error: lost } : { message: outcome.message, error: lost };
     }
     const partial = this.partial;
     if (partial === undefined) return this.reject('CK_FRAME_OUT_OF_ORDER', 'continuation chunk without a START');

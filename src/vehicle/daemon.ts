@@ -28,6 +28,7 @@ import { openHardware } from './hw-driver.js';
 import { LinkHandler } from './link-handler.js';
 import { DaemonMetrics } from './metrics.js';
 import { PairingController, type PairingAction } from './pairing-mode.js';
+import { PinGuard } from './pin-guard.js';
 import { TokenBucket } from './rate-limit.js';
 import { startStatusServer, type StatusServer } from './status-server.js';
 import { VehicleStore } from './store.js';
@@ -82,6 +83,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     const pairing = new PairingController({ windowMs: config.pairingWindowMs, keycards: config.keycards, isPaired: () => keyList !== undefined });
     const globalLimiter = new TokenBucket(config.globalRate, config.globalBurst, monotonic());
     const links = new Set<LinkHandler>();
+    const pinGuard = new PinGuard();
     const show = (rows: readonly string[]): void => {
       actuator.display(rows.map((row) => row.slice(0, 20))).catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'display failed'));
     };
@@ -173,6 +175,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
         logger,
         pairing,
         globalLimiter,
+        pinGuard,
         vehicleId,
         monotonic,
         wallClock,

@@ -16,7 +16,7 @@
  *   this throw (errors end the session).
  */
 import type { Logger } from 'pino';
-import { revealOf, type Decision } from '../core/authorize.js';
+import { recognize, revealOf, type Decision } from '../core/authorize.js';
 import { toHex } from '../core/bytes.js';
 import { acceptKeyList, decodeKeyList, type KeyList } from '../core/credentials.js';
 import type { RandomSource } from '../core/crypto/backend.js';
@@ -35,6 +35,7 @@ import { executeCommand } from './commands.js';
 import type { DaemonConfig } from './config.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { PairingController } from './pairing-mode.js';
+import type { PinGuard } from './pin-guard.js';
 import { ProximityTracker } from './proximity.js';
 import { TokenBucket } from './rate-limit.js';
 import type { VehicleStore } from './store.js';
@@ -49,6 +50,7 @@ export interface LinkDeps {
   readonly logger: Logger;
   readonly pairing: PairingController;
   readonly globalLimiter: TokenBucket;
+  readonly pinGuard: PinGuard;
   readonly vehicleId: Uint8Array;
   /** Monotonic ms (timeouts, response time). */
   readonly monotonic: () => number;
@@ -182,20 +184,31 @@ export class LinkHandler {
   private async onRequest(event: VehicleEvent & { kind: 'request' }): Promise<void> {
     const started = this.deps.monotonic();
     const deps = this.deps;
+    const rssi = this.link.rssi();
+    const keyId = keyIdOf(deps.crypto, event.peerKey);
     if (event.first) {
+      // A valid signature only proves a key; the link counts as authenticated
+      // (not evictable, longer idle time) once that key is one the car knows.
+      const who = recognize(deps.crypto, { vehicleId: deps.vehicleId, keyList: deps.keyList(), peerKey: event.peerKey, credential: event.credential });
+      if (!who.recognized) {
+        deps.store.appendAudit('decision', { result: 'deny', reason: who.reason, key: keyId, subject: who.subject, command: event.command ?? 'unknown', rssi: rssi ?? null, responseMs: Math.round(event.responseTimeMs) });
+        deps.metrics.decisions.inc({ result: 'deny', reason: who.reason, command: event.command ?? 'unknown' });
+        this.session.refuse(new CarkeyError('CK_DENIED', who.reason));
+        await this.refuse(new CarkeyError('CK_DENIED', who.reason), false);
+        return;
+      }
       this.stateValue = 'authenticated';
       deps.metrics.responseTime.observe(event.responseTimeMs / 1000);
     }
     this.armIdle(deps.config.sessionIdleMs);
     const command = event.command;
-    const rssi = this.link.rssi();
-    const keyId = keyIdOf(deps.crypto, event.peerKey);
     if (command === undefined) {
       deps.store.appendAudit('decision', { result: 'deny', reason: 'unknown-command', key: keyId, rssi: rssi ?? null });
       await this.send(this.session.respond(event.seq, { status: 'denied', category: 'not-permitted' }));
       return;
     }
     const pin = command === 'start' ? decodePin(event.args) : { ok: true as const, value: undefined };
+    const pinLocked = command === 'start' && deps.pinGuard.locked(started);
     const decision: Decision = authorize(deps.crypto, { relayBoundMs: deps.config.relayBoundMs, startPin: deps.config.startPin }, {
       vehicleId: deps.vehicleId,
       keyList: deps.keyList(),
@@ -204,10 +217,16 @@ export class LinkHandler {
       credential: event.credential,
       command,
       proximity: { rssi, near: this.proximity.near, responseTimeMs: event.responseTimeMs },
-      // A malformed PIN is a wrong PIN (it can never equal a valid configured one).
-      pin: pin.ok ? pin.value : '',
+      // A malformed PIN is a wrong PIN (it can never equal a valid configured one);
+      // while the guard is locked, every PIN is wrong.
+      pin: pinLocked ? '' : pin.ok ? pin.value : '',
     });
+    if (command === 'start' && deps.config.startPin !== undefined && !pinLocked) {
+      if (decision.allow) deps.pinGuard.record('ok', started);
+      else if (decision.reason === 'pin-wrong') deps.pinGuard.record('wrong', started);
+    }
     const audit = {
+      ...(pinLocked ? { pinLocked: true } : {}),
       command,
       key: keyId,
       subject: decision.subject,
