@@ -16,16 +16,23 @@
  *     to "$CARKEY_BTVIRT_SOCKET_DIR/bt-server-NAME", so two btvirt instances
  *     (two test runs) never touch each other's sockets. A redirected path that
  *     does not fit in sun_path fails with ENAMETOOLONG rather than being cut.
+ *  3. When CARKEY_BTVIRT_SOCKET_DIR is set (i.e. btvirt was started by
+ *     carkey's launcher), the process asks the kernel to send it SIGTERM when
+ *     its parent dies (PR_SET_PDEATHSIG; if CARKEY_BTVIRT_PARENT_PID is set and
+ *     is no longer the parent at startup, it exits at once), so a killed test
+ *     run never leaves an emulator behind.
  *
  * Build: make -C native  (produces native/build/libafalg_shim.so)
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
+#include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -36,6 +43,16 @@
 
 #define FIXED_PREFIX "/tmp/bt-server-"
 #define DIR_ENV "CARKEY_BTVIRT_SOCKET_DIR"
+#define PARENT_ENV "CARKEY_BTVIRT_PARENT_PID"
+
+__attribute__((constructor)) static void die_with_parent(void) {
+  const char *dir = getenv(DIR_ENV);
+  if (dir == NULL || dir[0] == '\0') return;
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  /* the launcher may already be gone between fork and here */
+  const char *parent = getenv(PARENT_ENV);
+  if (parent != NULL && parent[0] != '\0' && (long)getppid() != strtol(parent, NULL, 10)) raise(SIGTERM);
+}
 
 typedef int (*socket_fn)(int, int, int);
 typedef int (*bind_fn)(int, const struct sockaddr *, socklen_t);

@@ -10,7 +10,7 @@ import { Writer } from './codec.js';
 import type { Crypto } from './crypto/policy.js';
 import { CarkeyError } from './errors.js';
 import { LABELS } from './labels.js';
-import { toHex } from './bytes.js';
+import { equalBytes, toHex } from './bytes.js';
 
 export const VEHICLE_ID_LENGTH = 16;
 export const KEY_ID_LENGTH = 8;
@@ -60,8 +60,9 @@ export function decodeServiceData(bytes: Uint8Array | undefined): ServiceData | 
  */
 export function matchesAdvertisingId(crypto: Crypto, advSecret: Uint8Array, advId: Uint8Array, timeMs: number): boolean {
   for (const skew of [0, -ADV_EPOCH_MS, ADV_EPOCH_MS]) {
-    const candidate = advertisingId(crypto, advSecret, timeMs + skew);
-    if (candidate.every((byte, i) => byte === advId[i])) return true;
+    // There is no epoch before time 0 (advertisingId would refuse the negative time).
+    if (timeMs + skew < 0) continue;
+    if (equalBytes(advertisingId(crypto, advSecret, timeMs + skew), advId)) return true;
   }
   return false;
 }

@@ -1,0 +1,827 @@
+/**
+ * `carkey`: the phone-side key on the command line (launched by bin/carkey.js).
+ *
+ * The command table: keygen, whoami, scan, pair, unlock, lock, start, trunk,
+ * status, share, accept, keys, revoke, audit; `sync` and `remote` are listed
+ * but not available until carkey-cloud exists (exit 2 with that message).
+ *
+ * Guarantees: every command has --help with an example; with --json exactly
+ * one JSON object goes to stdout; progress goes to stderr; the exit code is
+ * the error's ExitCode (0 ok, 2 bad input, 3 denied, 4 not found, 5 timeout,
+ * 6 unavailable, 7 local state); errors say what to do next. The BLE stack is
+ * loaded only for `--transport ble` (src/phone/transports.ts). This file is
+ * the entry point: the only place that reads the wall clock, the OS RNG,
+ * process.env and argv for the phone side.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFileSync, statSync } from 'node:fs';
+import { hostname, homedir } from 'node:os';
+import { Command, Option } from 'commander';
+import qrcode from 'qrcode-terminal';
+import { fromHex, toHex } from '../core/bytes.js';
+import { signGrant, type KeyList } from '../core/credentials.js';
+import { createCrypto, type Clock, type RandomSource } from '../core/crypto/index.js';
+import { CarkeyError, type ErrorCode } from '../core/errors.js';
+import { keyIdOf } from '../core/identity.js';
+import type { DenyCategoryName } from '../core/messages.js';
+import { MAX_AUDIT_PAGE, PIN_PATTERN } from '../core/payloads.js';
+import { Permission, ROLE_MASK, permissionNames, type PermissionName } from '../core/roles.js';
+import { AuditCollector } from '../phone/audit-page.js';
+import { CarkeyClient, type ClientTimeouts, type DeliveryReport, type Outcome, type VehicleConnection } from '../phone/client.js';
+import { denialHint, describeProgress, describeStatus, describeVehicleKeys, statusView, vehicleKeysView } from '../phone/describe.js';
+import { buildRevocation, isCoveredBy, latestKnownKeyList, parseRevocationTarget, pendingAfterDelivery } from '../phone/key-lists.js';
+import { KeyStore, resolveHome, type PassphraseSource } from '../phone/keystore.js';
+import { writeFileAtomic } from '../phone/private-files.js';
+import { decodeShare, encodeShare, MAX_SHARE_TEXT } from '../phone/share.js';
+import { DEFAULT_ADAPTER, DEFAULT_RADIO_SOCKET, isTransportKind, openCentral, TRANSPORT_KINDS, type TransportKind } from '../phone/transports.js';
+import { checkName, isValidName, MAX_ISSUED_GRANTS, type VehicleRecord } from '../phone/vehicle-record.js';
+import { configureCommander, configureSubcommands, integerOption, isoTime, Output, parseTimeArgument, processIo, promptLine, runProgram, type CliIo, type Hints } from './common.js';
+
+const PROGRAM = 'carkey';
+const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_SCAN_MS = 5_000;
+const MAX_AUDIT_PAGES = 10_000;
+const MAX_SMALL_FILE = 64 * 1024;
+
+/** What to do next for phone-side errors (transport/store hints are in common.ts). */
+const CARKEY_HINTS: Hints = {
+  CK_PHONE_NO_IDENTITY: 'run `carkey keygen` first (add --encrypt to protect the key with a passphrase)',
+  CK_PHONE_IDENTITY_EXISTS: 'use the existing key (`carkey whoami`), or pass --home DIR to create a separate key store',
+  CK_PHONE_NOT_PAIRED: 'list stored vehicles with `carkey keys`; pair with `carkey pair` (owner) or add a shared key with `carkey accept`',
+  CK_PHONE_AMBIGUOUS_VEHICLE: 'add --vehicle NAME (names are listed by `carkey keys`)',
+  CK_PHONE_BAD_PASSPHRASE: 'check --passphrase-file / $CARKEY_PASSPHRASE; a forgotten passphrase cannot be recovered (an owner can pair a new key with the car)',
+  CK_PHONE_NEED_PASSPHRASE: 'pass --passphrase-file FILE, set CARKEY_PASSPHRASE, or run the command in a terminal',
+  CK_PHONE_STORE_CORRUPT: 'restore the file named above from a backup, or move it away and pair / accept the vehicle again',
+  CK_PHONE_STORE_BUSY: 'wait for the other carkey command to finish, then try again',
+  CK_PHONE_NO_CREDENTIAL: 'ask an owner to share a key with you (`carkey share`), then `carkey accept` it',
+  CK_PHONE_NOT_OWNER: 'only an owner phone can do this; ask an owner of the car',
+  CK_PHONE_VEHICLE_EXISTS: 'choose another local name with --name',
+  CK_PHONE_BAD_SHARE: 'ask the owner to send the share again (copy the whole carkey1:... string, or use the file from --out)',
+  CK_PHONE_SHARE_NOT_FOR_ME: 'run `carkey whoami`, send the owner your public key, and ask for a share made with --to YOURKEY',
+  CK_PHONE_COMMAND_FAILED: 'the car could not act (hardware problem?); try again, or check the car',
+  CK_PHONE_DELIVERY_FAILED: 'the change stays queued and is retried at the next connection; `carkey keys --fetch` shows the list in force on the car',
+  CK_PHONE_CLOUD_UNAVAILABLE: 'use the Bluetooth commands (unlock, share, revoke, …); they need no cloud',
+  CK_DENIED: (error) => {
+    const category = error.details?.category;
+    return typeof category === 'string' && isDenyCategory(category) ? denialHint(category) : undefined;
+  },
+  CK_PROTO_REFUSED: 'ask an owner whether your key was revoked; an owner with physical access to the car can always pair again',
+  CK_PROTO_BAD_CAR_SIGNATURE: 'this is not the car you paired with, or something is impersonating it; do not use it',
+  CK_PROTO_PAIRING_NOT_CONFIRMED: 'put the car in pairing mode again (pairing button or keycard) and rerun `carkey pair`',
+  CK_PAIRING_NOT_ACTIVE: 'press the pairing button or tap the keycard on the car, then rerun `carkey pair`',
+  CK_CRED_BAD_WINDOW: 'choose --from/--until within the longest window allowed for the role (guest: 30 days)',
+  CK_KEYLIST_TOO_LARGE: 'revoke an owner (carkey revoke KEY) before adding another',
+  CK_AUDIT_CHAIN_BROKEN: 'the car’s log was altered or damaged; keep this output as evidence and inspect the car',
+};
+
+const DENY_CATEGORIES: readonly DenyCategoryName[] = ['none', 'not-permitted', 'expired', 'proximity', 'pin', 'busy'];
+
+function isDenyCategory(value: string): value is DenyCategoryName {
+  return (DENY_CATEGORIES as readonly string[]).includes(value);
+}
+
+interface GlobalOptions {
+  readonly home?: string;
+  readonly transport?: string;
+  readonly radio?: string;
+  readonly adapter?: string;
+  readonly hciSocket?: string;
+  readonly json?: boolean;
+  readonly quiet?: boolean;
+  readonly timeout?: number;
+  readonly passphraseFile?: string;
+}
+
+/** Everything one command run needs, built from the global options. */
+class Context {
+  readonly crypto = createCrypto('node');
+  readonly random: RandomSource = (length) => new Uint8Array(randomBytes(length));
+  readonly clock: Clock = () => Date.now();
+  readonly sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+  readonly output: Output;
+  readonly store: KeyStore;
+
+  constructor(
+    readonly io: CliIo,
+    readonly options: GlobalOptions,
+  ) {
+    this.output = new Output(io, options.json === true, options.quiet === true);
+    this.store = new KeyStore(resolveHome(options.home, io.env, homedir()), { crypto: this.crypto, random: this.random, clock: this.clock, sleep: this.sleep });
+  }
+
+  get transport(): TransportKind {
+    const chosen = this.options.transport ?? this.io.env.CARKEY_TRANSPORT ?? 'ble';
+    if (!isTransportKind(chosen)) throw new CarkeyError('CK_USAGE', `--transport must be one of ${TRANSPORT_KINDS.join(', ')}, got "${chosen}"`);
+    return chosen;
+  }
+
+  timeouts(overrides: Partial<ClientTimeouts> = {}): Partial<ClientTimeouts> {
+    const timeout = this.options.timeout;
+    const base = timeout === undefined ? {} : { scanMs: timeout, connectMs: timeout, answerMs: timeout };
+    return { ...base, ...overrides };
+  }
+
+  client(overrides: Partial<ClientTimeouts> = {}): CarkeyClient {
+    const transport = this.transport;
+    const env = this.io.env;
+    const radio = this.options.radio ?? env.CARKEY_RADIO ?? DEFAULT_RADIO_SOCKET;
+    const adapter = this.options.adapter ?? env.CARKEY_ADAPTER ?? DEFAULT_ADAPTER;
+    const hciSocketPath = this.options.hciSocket ?? env.CARKEY_HCI_SOCKET;
+    const name = `carkey-${process.pid}`;
+    return new CarkeyClient(
+      {
+        crypto: this.crypto,
+        random: this.random,
+        clock: this.clock,
+        sleep: this.sleep,
+        store: this.store,
+        openTransport: () => openCentral(hciSocketPath === undefined || hciSocketPath === '' ? { transport, radio, adapter, name } : { transport, radio, adapter, name, hciSocketPath }),
+        progress: (event) => {
+          if (event.kind === 'delivery-failed') {
+            this.output.warn(describeProgress(event) ?? event.reason);
+            return;
+          }
+          const line = describeProgress(event);
+          if (line !== undefined) this.output.progress(line);
+        },
+      },
+      this.timeouts(overrides),
+    );
+  }
+
+  /** Passphrase: --passphrase-file, then $CARKEY_PASSPHRASE, then a terminal prompt. */
+  passphrase(prompt = `passphrase for ${this.store.paths.home}: `): PassphraseSource {
+    return async () => {
+      const file = this.options.passphraseFile;
+      if (file !== undefined) return readPassphraseFile(file);
+      const env = this.io.env.CARKEY_PASSPHRASE;
+      if (env !== undefined && env !== '') return env;
+      if (this.io.interactive) return promptLine(this.io, prompt, true);
+      return undefined;
+    };
+  }
+
+  unlockSeed(): Promise<Uint8Array> {
+    return this.store.unlockSeed(this.passphrase());
+  }
+}
+
+function readSmallFile(path: string, maxBytes: number, what: string): string {
+  try {
+    const stats = statSync(path);
+    if (!stats.isFile()) throw new CarkeyError('CK_USAGE', `${what} ${path} is not a regular file`);
+    if (stats.size > maxBytes) throw new CarkeyError('CK_USAGE', `${what} ${path} is larger than ${maxBytes} bytes`);
+    return readFileSync(path, 'utf8');
+  } catch (error) {
+    if (error instanceof CarkeyError) throw error;
+    throw new CarkeyError('CK_USAGE', `cannot read ${what} ${path}: ${error instanceof Error ? error.message : String(error)}`);
+  }
+}
+
+function readPassphraseFile(path: string): string {
+  const text = readSmallFile(path, 4096, 'passphrase file');
+  const firstLine = text.split(/\r?\n/)[0] ?? '';
+  if (firstLine === '') throw new CarkeyError('CK_USAGE', `passphrase file ${path} is empty`);
+  return firstLine;
+}
+
+function expectOk<T>(outcome: Outcome<T>, command: string): T {
+  if (outcome.status === 'ok') return outcome.value;
+  if (outcome.status === 'denied') throw new CarkeyError('CK_DENIED', `${command}: ${outcome.category}`, { command, category: outcome.category });
+  throw new CarkeyError('CK_PHONE_COMMAND_FAILED', `${command}: ${outcome.reason}`, { command });
+}
+
+function deliveryView(delivery: DeliveryReport): Record<string, unknown> {
+  return { delivered: delivery.delivered ?? null, queued: delivery.stillQueued, failure: delivery.failure ?? null };
+}
+
+function requireOwner(record: VehicleRecord, what: string): void {
+  if (!record.owner) throw new CarkeyError('CK_PHONE_NOT_OWNER', `${what} (${record.name})`);
+}
+
+/** Connect to the chosen vehicle, run `use`, disconnect. */
+async function withVehicle<T>(
+  ctx: Context,
+  vehicleName: string | undefined,
+  use: (connection: VehicleConnection, delivery: DeliveryReport, record: VehicleRecord) => Promise<T>,
+  check?: (record: VehicleRecord) => void,
+): Promise<T> {
+  const record = ctx.store.selectVehicle(vehicleName);
+  check?.(record);
+  const seed = await ctx.unlockSeed();
+  try {
+    return await ctx.client().withConnection(record, seed, (connection, delivery) => use(connection, delivery, connection.vehicle));
+  } finally {
+    seed.fill(0);
+  }
+}
+
+function globalOptions(command: Command): GlobalOptions {
+  return command.optsWithGlobals<GlobalOptions>();
+}
+
+function example(text: string): string {
+  return `\nExample:\n  ${text}\n`;
+}
+
+// --- commands ------------------------------------------------------------------
+
+async function keygenCommand(ctx: Context, options: { encrypt?: boolean }): Promise<void> {
+  if (ctx.store.hasIdentity()) throw new CarkeyError('CK_PHONE_IDENTITY_EXISTS', ctx.store.paths.identity);
+  let passphrase: string | undefined;
+  if (options.encrypt === true) {
+    const fromSources = ctx.options.passphraseFile !== undefined ? readPassphraseFile(ctx.options.passphraseFile) : ctx.io.env.CARKEY_PASSPHRASE;
+    if (fromSources !== undefined && fromSources !== '') passphrase = fromSources;
+    else if (ctx.io.interactive) {
+      passphrase = await promptLine(ctx.io, 'new passphrase: ', true);
+      if (passphrase === '') throw new CarkeyError('CK_USAGE', 'the passphrase must not be empty');
+      if ((await promptLine(ctx.io, 'repeat passphrase: ', true)) !== passphrase) throw new CarkeyError('CK_USAGE', 'the passphrases differ');
+    } else throw new CarkeyError('CK_PHONE_NEED_PASSPHRASE', '--encrypt needs a passphrase');
+  }
+  const identity = await ctx.store.createIdentity(passphrase);
+  ctx.output.result(
+    { publicKey: toHex(identity.publicKey), keyId: identity.keyId, encrypted: identity.encrypted, home: ctx.store.paths.home },
+    [`created a new key in ${ctx.store.paths.home}${identity.encrypted ? ' (encrypted)' : ''}`, `public key: ${toHex(identity.publicKey)}`, `key id:     ${identity.keyId}`],
+  );
+}
+
+function whoamiCommand(ctx: Context): void {
+  const identity = ctx.store.identity();
+  const vehicles = ctx.store.listVehicles();
+  ctx.output.result(
+    {
+      publicKey: toHex(identity.publicKey),
+      keyId: identity.keyId,
+      encrypted: identity.encrypted,
+      home: ctx.store.paths.home,
+      vehicles: vehicles.map((record) => ({ name: record.name, owner: record.owner })),
+    },
+    [
+      `public key: ${toHex(identity.publicKey)}`,
+      `key id:     ${identity.keyId}`,
+      `encrypted:  ${identity.encrypted ? 'yes' : 'no'}`,
+      `key store:  ${ctx.store.paths.home}`,
+      `vehicles:   ${vehicles.length === 0 ? 'none' : vehicles.map((record) => `${record.name}${record.owner ? ' (owner)' : ''}`).join(', ')}`,
+    ],
+  );
+}
+
+async function scanCommand(ctx: Context): Promise<void> {
+  const entries = await ctx.client().scan(ctx.options.timeout ?? DEFAULT_SCAN_MS);
+  const views = entries.map((entry) => ({
+    address: entry.discovery.address,
+    localName: entry.discovery.localName ?? null,
+    rssi: entry.discovery.rssi ?? null,
+    pairing: entry.pairing,
+    vehicle: entry.vehicle ?? null,
+  }));
+  const lines =
+    views.length === 0
+      ? ['no carkey car seen']
+      : views.map((view) => `${view.address}  ${view.rssi === null ? '   ?' : String(view.rssi).padStart(4)} dBm  ${view.vehicle ?? '(not one of yours)'}${view.pairing ? '  [pairing mode]' : ''}`);
+  ctx.output.result({ cars: views }, lines);
+}
+
+interface PairOptions {
+  readonly name?: string;
+  readonly phoneName?: string;
+  readonly yes?: boolean;
+  readonly code?: string;
+  readonly wait?: number;
+}
+
+function defaultPhoneName(): string {
+  const host = hostname().replace(/[^\x20-\x7e]/g, '').slice(0, 32);
+  return isValidName(host) ? host : 'carkey phone';
+}
+
+async function pairCommand(ctx: Context, options: PairOptions): Promise<void> {
+  if (options.code !== undefined && !/^\d{6}$/.test(options.code)) throw new CarkeyError('CK_USAGE', '--code must be the 6 digits shown on the car');
+  if (options.yes !== true && options.code === undefined && !ctx.io.interactive) {
+    throw new CarkeyError('CK_USAGE', 'pairing needs you to compare a code: run it in a terminal, or pass --code NNNNNN (from the car display) or --yes');
+  }
+  const localName = options.name === undefined ? undefined : checkName(options.name, '--name');
+  const phoneName = checkName(options.phoneName ?? defaultPhoneName(), '--phone-name');
+  const seed = await ctx.unlockSeed();
+  let shownCode = '';
+  try {
+    const client = ctx.client(options.wait === undefined ? {} : { pairConfirmMs: options.wait });
+    const record = await client.pair({
+      seed,
+      phoneName,
+      ...(localName === undefined ? {} : { localName }),
+      confirmCode: async (code) => {
+        shownCode = code;
+        if (options.code !== undefined) {
+          ctx.output.progress(`pairing code: ${code} (${options.code === code ? 'matches' : 'does NOT match'} --code ${options.code})`);
+          return options.code === code;
+        }
+        if (options.yes === true) {
+          ctx.output.progress(`pairing code: ${code} (accepted with --yes)`);
+          return true;
+        }
+        const answer = await promptLine(ctx.io, `pairing code: ${code}\ndoes the car's display show the same code? [y/N] `, false);
+        return /^y(es)?$/i.test(answer.trim());
+      },
+    });
+    ctx.output.result(
+      { vehicle: record.name, vehicleName: record.vehicleName, vehicleId: toHex(record.vehicleId), carKeyId: keyIdOf(ctx.crypto, record.carIdentityKey), code: shownCode, keyListVersion: record.keyList?.version ?? null },
+      [`paired with ${record.vehicleName}; stored as "${record.name}" (you are an owner, key list version ${record.keyList?.version ?? '?'})`],
+    );
+  } finally {
+    seed.fill(0);
+  }
+}
+
+async function simpleCommand(ctx: Context, command: 'unlock' | 'lock' | 'trunk', vehicle: string | undefined): Promise<void> {
+  const done = { unlock: 'unlocked', lock: 'locked', trunk: 'opened the trunk of' } as const;
+  await withVehicle(ctx, vehicle, async (connection, delivery, record) => {
+    expectOk(await connection.raw(command), command);
+    ctx.output.result({ vehicle: record.name, command, delivery: deliveryView(delivery) }, `${done[command]} ${record.name}`);
+  });
+}
+
+async function startCommand(ctx: Context, options: { vehicle?: string; pin?: string }): Promise<void> {
+  if (options.pin !== undefined && !PIN_PATTERN.test(options.pin)) throw new CarkeyError('CK_USAGE', '--pin must be 4 to 8 digits');
+  await withVehicle(ctx, options.vehicle, async (connection, delivery, record) => {
+    let outcome = await connection.start(options.pin);
+    if (outcome.status === 'denied' && outcome.category === 'pin' && options.pin === undefined && ctx.io.interactive) {
+      const pin = await promptLine(ctx.io, 'the car asks for its PIN: ', true);
+      if (!PIN_PATTERN.test(pin)) throw new CarkeyError('CK_USAGE', 'the PIN must be 4 to 8 digits');
+      outcome = await connection.start(pin);
+    }
+    expectOk(outcome, 'start');
+    ctx.output.result({ vehicle: record.name, command: 'start', delivery: deliveryView(delivery) }, `started ${record.name}`);
+  });
+}
+
+async function statusCommand(ctx: Context, options: { vehicle?: string }): Promise<void> {
+  await withVehicle(ctx, options.vehicle, async (connection, delivery, record) => {
+    const status = expectOk(await connection.status(), 'status');
+    ctx.output.result({ vehicle: record.name, status: statusView(status), delivery: deliveryView(delivery) }, [`${record.name}:`, ...describeStatus(status).map((line) => `  ${line}`)]);
+  });
+}
+
+interface ShareOptions {
+  readonly vehicle?: string;
+  readonly role: 'driver' | 'guest' | 'monitor';
+  readonly from?: string;
+  readonly until: string;
+  readonly to: string;
+  readonly permissions?: string;
+  readonly out?: string;
+}
+
+function parseSubjectKey(ctx: Context, value: string): Uint8Array {
+  const direct = value.trim();
+  let text = direct;
+  if (!/^[0-9a-fA-F]{64}$/.test(direct)) {
+    text = readSmallFile(value, MAX_SMALL_FILE, 'public key file');
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (typeof parsed === 'object' && parsed !== null && 'publicKey' in parsed && typeof parsed.publicKey === 'string') text = parsed.publicKey;
+    } catch {
+      // not JSON: look for the key as hex text
+    }
+    const match = /(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])/.exec(text);
+    if (match === null) throw new CarkeyError('CK_USAGE', `--to: ${value} holds no public key (64 hex digits, as printed by \`carkey whoami\`)`);
+    text = match[0];
+  }
+  const key = fromHex(text.toLowerCase());
+  if (key === undefined || !ctx.crypto.checkPublicKey(key).ok) throw new CarkeyError('CK_USAGE', '--to is not a valid public key');
+  return key;
+}
+
+function parsePermissions(list: string | undefined, role: ShareOptions['role']): number {
+  if (list === undefined) return ROLE_MASK[role];
+  const names = Object.keys(Permission) as PermissionName[];
+  let mask = 0;
+  for (const item of list.split(',').map((part) => part.trim()).filter((part) => part !== '')) {
+    const name = names.find((candidate) => candidate === item);
+    if (name === undefined) throw new CarkeyError('CK_USAGE', `unknown permission "${item}"; choose from ${names.join(', ')}`);
+    mask |= Permission[name];
+  }
+  if (mask === 0) throw new CarkeyError('CK_USAGE', '--permissions is empty');
+  if ((mask & ~ROLE_MASK[role]) !== 0) {
+    throw new CarkeyError('CK_USAGE', `a ${role} may have at most: ${permissionNames(ROLE_MASK[role]).join(', ')}`);
+  }
+  return mask;
+}
+
+function renderQr(text: string): string {
+  let rendered = '';
+  qrcode.generate(text, { small: true }, (code) => {
+    rendered = code;
+  });
+  return rendered;
+}
+
+async function shareCommand(ctx: Context, options: ShareOptions): Promise<void> {
+  const record = ctx.store.selectVehicle(options.vehicle);
+  requireOwner(record, 'only an owner can share keys');
+  const now = ctx.clock();
+  const notBefore = parseTimeArgument(options.from ?? 'now', now, '--from');
+  const notAfter = parseTimeArgument(options.until, now, '--until');
+  const subject = parseSubjectKey(ctx, options.to);
+  const permissions = parsePermissions(options.permissions, options.role);
+  const self = ctx.store.identity().publicKey;
+  if (toHex(subject) === toHex(self)) throw new CarkeyError('CK_USAGE', '--to is your own key; owners need no grant');
+  const seed = await ctx.unlockSeed();
+  let grant;
+  try {
+    grant = signGrant(ctx.crypto, seed, { vehicleId: record.vehicleId, serial: ctx.random(8), subject, role: options.role, permissions, notBefore, notAfter });
+  } finally {
+    seed.fill(0);
+  }
+  const issued = grant;
+  await ctx.store.updateVehicle(record.vehicleId, (current) => {
+    const base = current ?? record;
+    return { ...base, issued: [...base.issued, { grant: issued, issuedAt: now }].slice(-MAX_ISSUED_GRANTS) };
+  });
+  const share = encodeShare({ grant, carIdentityKey: record.carIdentityKey, advSecret: record.advSecret, vehicleName: record.vehicleName });
+  if (options.out !== undefined) writeFileAtomic(options.out, new TextEncoder().encode(`${share}\n`));
+  const summary = {
+    vehicle: record.name,
+    serial: toHex(grant.serial),
+    role: grant.role,
+    permissions: permissionNames(grant.permissions),
+    notBefore: isoTime(grant.notBefore),
+    notAfter: isoTime(grant.notAfter),
+    subjectKeyId: keyIdOf(ctx.crypto, subject),
+    share,
+    out: options.out ?? null,
+  };
+  ctx.output.result(summary, [
+    `grant ${summary.serial}: ${grant.role} (${summary.permissions.join(', ')}) for key ${summary.subjectKeyId}, ${summary.notBefore} → ${summary.notAfter}`,
+    ...(options.out === undefined ? [] : [`written to ${options.out}`]),
+    'send this privately (it also lets the holder recognise your car on the air); they run `carkey accept STRING`:',
+    share,
+  ]);
+  ctx.output.text(renderQr(share));
+}
+
+async function acceptCommand(ctx: Context, source: string, options: { name?: string }): Promise<void> {
+  const text = source.trim().startsWith('carkey1:') ? source : readSmallFile(source, MAX_SHARE_TEXT + 1024, 'share file');
+  const decoded = decodeShare(ctx.crypto, text);
+  if (!decoded.ok) throw decoded.error;
+  const bundle = decoded.value;
+  const self = ctx.store.identity();
+  if (toHex(bundle.grant.subject) !== toHex(self.publicKey)) {
+    throw new CarkeyError('CK_PHONE_SHARE_NOT_FOR_ME', `it names key ${keyIdOf(ctx.crypto, bundle.grant.subject)}, yours is ${self.keyId}`);
+  }
+  const localName = options.name === undefined ? undefined : checkName(options.name, '--name');
+  const now = ctx.clock();
+  const taken = new Set(ctx.store.listVehicles().filter((record) => toHex(record.vehicleId) !== toHex(bundle.grant.vehicleId)).map((record) => record.name));
+  const record = await ctx.store.updateVehicle(bundle.grant.vehicleId, (current) => {
+    const grants = (current?.grants ?? []).filter((grant) => toHex(grant.serial) !== toHex(bundle.grant.serial));
+    return {
+      name: localName ?? current?.name ?? uniqueLocalName(bundle.vehicleName, taken),
+      vehicleName: current?.vehicleName ?? bundle.vehicleName,
+      carIdentityKey: bundle.carIdentityKey,
+      vehicleId: bundle.grant.vehicleId,
+      advSecret: current?.owner === true ? current.advSecret : bundle.advSecret,
+      owner: current?.owner ?? false,
+      grants: [...grants, bundle.grant],
+      issued: current?.issued ?? [],
+      keyList: current?.keyList,
+      pending: current?.pending ?? [],
+      addedAt: current?.addedAt ?? now,
+    };
+  });
+  const { grant } = bundle;
+  if (now >= grant.notAfter) ctx.output.warn(`this key expired at ${isoTime(grant.notAfter)}`);
+  else if (now < grant.notBefore) ctx.output.warn(`this key becomes valid at ${isoTime(grant.notBefore)}`);
+  ctx.output.result(
+    {
+      vehicle: record.name,
+      vehicleName: bundle.vehicleName,
+      serial: toHex(grant.serial),
+      role: grant.role,
+      permissions: permissionNames(grant.permissions),
+      notBefore: isoTime(grant.notBefore),
+      notAfter: isoTime(grant.notAfter),
+      issuerKeyId: keyIdOf(ctx.crypto, grant.issuer),
+    },
+    `stored a ${grant.role} key for "${record.name}" (${permissionNames(grant.permissions).join(', ')}), valid ${isoTime(grant.notBefore)} → ${isoTime(grant.notAfter)}`,
+  );
+}
+
+function uniqueLocalName(base: string, taken: ReadonlySet<string>): string {
+  const name = isValidName(base) ? base : 'car';
+  if (!taken.has(name)) return name;
+  for (let i = 2; ; i++) {
+    const candidate = `${name.slice(0, 26)} (${i})`;
+    if (!taken.has(candidate)) return candidate;
+  }
+}
+
+async function keysCommand(ctx: Context, options: { vehicle?: string; fetch?: boolean }): Promise<void> {
+  const self = ctx.store.identity().publicKey;
+  if (options.fetch === true) {
+    await withVehicle(
+      ctx,
+      options.vehicle,
+      async (connection, delivery, record) => {
+        const carList = expectOk(await connection.keyListGet(ctx.crypto), 'keyListGet');
+        let updated = record;
+        if (carList !== undefined && (record.keyList === undefined || carList.version > record.keyList.version)) {
+          const inForce: KeyList = carList;
+          updated = await ctx.store.updateVehicle(record.vehicleId, (current) => {
+            const base = current ?? record;
+            return { ...base, keyList: inForce, pending: pendingAfterDelivery(base.pending, inForce) };
+          });
+        }
+        const now = ctx.clock();
+        ctx.output.result({ vehicles: [vehicleKeysView(ctx.crypto, updated, self, now)], fetched: true, delivery: deliveryView(delivery) }, describeVehicleKeys(ctx.crypto, updated, self, now));
+      },
+      (record) => requireOwner(record, "reading the car's key list needs an owner key"),
+    );
+    return;
+  }
+  const records = options.vehicle === undefined ? ctx.store.listVehicles() : [ctx.store.selectVehicle(options.vehicle)];
+  const now = ctx.clock();
+  ctx.output.result(
+    { vehicles: records.map((record) => vehicleKeysView(ctx.crypto, record, self, now)), fetched: false },
+    records.length === 0 ? ['no vehicles stored; pair with `carkey pair` or accept a share with `carkey accept`'] : records.flatMap((record) => describeVehicleKeys(ctx.crypto, record, self, now)),
+  );
+}
+
+/** Failures that mean "the car is not reachable now", after which a revocation simply stays queued. */
+const UNREACHABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'CK_TRANSPORT_NOT_FOUND',
+  'CK_TRANSPORT_TIMEOUT',
+  'CK_TRANSPORT_CONNECT_FAILED',
+  'CK_TRANSPORT_DISCONNECTED',
+  'CK_TRANSPORT_RADIO_UNAVAILABLE',
+  'CK_TRANSPORT_NO_ADAPTER',
+  'CK_FRAME_TIMEOUT',
+]);
+
+async function revokeCommand(ctx: Context, targetText: string, options: { vehicle?: string; offline?: boolean }): Promise<void> {
+  const parsed = parseRevocationTarget(targetText);
+  if (!parsed.ok) throw parsed.error;
+  const target = parsed.value;
+  const record = ctx.store.selectVehicle(options.vehicle);
+  requireOwner(record, 'only an owner can revoke keys');
+  if (target.kind === 'serial' && !record.issued.some((issued) => toHex(issued.grant.serial) === toHex(target.serial))) {
+    ctx.output.warn(`grant ${toHex(target.serial)} was not issued from this phone; revoking it anyway`);
+  }
+  const seed = await ctx.unlockSeed();
+  try {
+    const created: { list?: KeyList } = {};
+    const updated = await ctx.store.updateVehicle(record.vehicleId, (current) => {
+      const base = current ?? record;
+      const latest = latestKnownKeyList(base);
+      if (latest === undefined) throw new CarkeyError('CK_PHONE_NOT_OWNER', `no key list known for ${base.name}; pair again`);
+      const list = buildRevocation(ctx.crypto, seed, latest, target, ctx.clock());
+      created.list = list;
+      return { ...base, pending: [...base.pending.filter((pending) => !isCoveredBy(pending, list)), list] };
+    });
+    const list = created.list;
+    if (list === undefined) throw new CarkeyError('CK_INTERNAL', 'no key list was built');
+    const what = target.kind === 'serial' ? `grant ${toHex(target.serial)}` : `key ${keyIdOf(ctx.crypto, target.key)}`;
+    const summary = { vehicle: updated.name, revoked: target.kind === 'serial' ? { serial: toHex(target.serial) } : { publicKey: toHex(target.key) }, version: list.version };
+    if (options.offline === true) {
+      ctx.output.result({ ...summary, delivered: false, queued: true }, `revoked ${what} in key list version ${list.version}; queued: it goes to the car at the next connection (any command)`);
+      return;
+    }
+    let delivery: DeliveryReport;
+    try {
+      delivery = await ctx.client().withConnection(updated, seed, (_connection, report) => Promise.resolve(report));
+    } catch (error) {
+      if (error instanceof CarkeyError && UNREACHABLE.has(error.code)) {
+        ctx.output.warn(`${error.message}: the revocation is NOT in force yet`);
+        ctx.output.result(
+          { ...summary, delivered: false, queued: true, reason: error.code },
+          `revoked ${what} in key list version ${list.version}; the car is not reachable, so it is queued and goes out at the next connection (any command, e.g. \`carkey status\`)`,
+        );
+        return;
+      }
+      throw error;
+    }
+    if (delivery.failure !== undefined) throw new CarkeyError('CK_PHONE_DELIVERY_FAILED', delivery.failure);
+    const inForce = delivery.delivered ?? 0;
+    if (inForce < list.version) throw new CarkeyError('CK_PHONE_DELIVERY_FAILED', `the car reports key list version ${inForce}`);
+    ctx.output.result({ ...summary, delivered: true, queued: false, inForce }, `revoked ${what}: key list version ${inForce} is in force on ${updated.name}`);
+  } finally {
+    seed.fill(0);
+  }
+}
+
+async function auditCommand(ctx: Context, options: { vehicle?: string; verify?: boolean; from?: number; limit?: number }): Promise<void> {
+  if (options.verify === true && options.from !== undefined && options.from !== 1) {
+    throw new CarkeyError('CK_USAGE', '--verify checks the chain from its first entry; leave out --from');
+  }
+  await withVehicle(
+    ctx,
+    options.vehicle,
+    async (connection, delivery, record) => {
+      const collector = new AuditCollector(options.from ?? 1);
+      const limit = options.verify === true ? Number.MAX_SAFE_INTEGER : (options.limit ?? Number.MAX_SAFE_INTEGER);
+      for (let page = 0; page < MAX_AUDIT_PAGES && collector.all.length < limit; page++) {
+        ctx.output.progress(`reading audit entries from ${collector.nextSeq}…`);
+        const read = expectOk(await connection.auditRead(collector.nextSeq, Math.min(MAX_AUDIT_PAGE, limit - collector.all.length)), 'auditRead');
+        if (!collector.add(read)) break;
+      }
+      const entries = collector.all.slice(0, limit);
+      const lines = entries.map((entry) => `#${entry.seq} ${isoTime(entry.time)} ${entry.kind} ${Object.entries(entry.fields).map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(' ')}`);
+      const view = {
+        vehicle: record.name,
+        last: collector.last,
+        entries: entries.map((entry) => ({ seq: entry.seq, time: isoTime(entry.time), kind: entry.kind, fields: entry.fields })),
+        delivery: deliveryView(delivery),
+      };
+      if (options.verify !== true) {
+        ctx.output.result({ ...view, verified: null }, lines.length === 0 ? ['no audit entries'] : lines);
+        return;
+      }
+      const verdict = collector.verify(ctx.crypto, record.carIdentityKey);
+      if (!verdict.ok) {
+        ctx.output.text(lines.join('\n'));
+        throw verdict.error;
+      }
+      const v = verdict.value;
+      ctx.output.result(
+        { ...view, verified: { entries: v.entries, checkpoints: v.checkpoints, lastCheckpointSeq: v.lastCheckpointSeq, uncovered: v.uncovered } },
+        [
+          ...lines,
+          `audit chain verified against the car key: ${v.entries} entries, ${v.checkpoints} signed checkpoints` +
+            (v.uncovered > 0 ? `; the newest ${v.uncovered} entries are not covered by a checkpoint yet (their deletion would not be detectable)` : ''),
+        ],
+      );
+    },
+    (record) => requireOwner(record, 'reading the audit log needs an owner key'),
+  );
+}
+
+function cloudCommand(name: string): never {
+  throw new CarkeyError('CK_PHONE_CLOUD_UNAVAILABLE', `carkey ${name}`);
+}
+
+// --- the command table -----------------------------------------------------------
+
+export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Command {
+  const program = configureCommander(new Command(PROGRAM), io)
+    .description('carkey: your phone (or this computer) as a car key, over Bluetooth LE; the car decides locally, no cloud needed')
+    .option('--home <dir>', 'key store directory (env CARKEY_HOME, default ~/.config/carkey)')
+    .addOption(new Option('--transport <kind>', 'radio: ble (a Bluetooth adapter) or sim (the simulated radio) (env CARKEY_TRANSPORT, default ble)').choices(TRANSPORT_KINDS))
+    .option('--radio <path>', `simulated radio socket (env CARKEY_RADIO, default ${DEFAULT_RADIO_SOCKET})`)
+    .option('--adapter <hciN>', `Bluetooth adapter (env CARKEY_ADAPTER, default ${DEFAULT_ADAPTER})`)
+    .option('--hci-socket <path>', 'use an emulated controller (btvirt socket) instead of the kernel adapter (env CARKEY_HCI_SOCKET)')
+    .option('--timeout <ms>', `scan/connect/answer timeout in ms (default ${DEFAULT_TIMEOUT_MS}; scan: ${DEFAULT_SCAN_MS})`, integerOption('--timeout', 100, 600_000))
+    .option('--passphrase-file <file>', 'read the key passphrase from the first line of FILE (else env CARKEY_PASSPHRASE, else a prompt)')
+    .option('--json', 'print one JSON object on stdout (for scripts)')
+    .option('--quiet', 'no progress messages on stderr')
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText(
+      'after',
+      '\nExit codes: 0 ok, 2 bad input, 3 denied, 4 not found / out of range, 5 timeout, 6 unavailable, 7 local state problem.\nExample:\n  $ carkey keygen && carkey --transport sim pair --yes && carkey --transport sim unlock\n',
+    );
+
+  const context = (command: Command): Context => {
+    const ctx = new Context(io, globalOptions(command));
+    setOutput(ctx.output);
+    return ctx;
+  };
+  const vehicleOption = ['--vehicle <name>', 'which vehicle (needed when several are stored)'] as const;
+
+  program
+    .command('keygen')
+    .description("create this phone's key (Ed25519); never overwrites an existing one")
+    .option('--encrypt', 'protect the key with a passphrase (scrypt + secretbox)')
+    .addHelpText('after', example('$ carkey keygen --encrypt --passphrase-file ~/.carkey-pass'))
+    .action(async (options: { encrypt?: boolean }, command: Command) => keygenCommand(context(command), options));
+
+  program
+    .command('whoami')
+    .description("show this phone's public key and key id (send the public key to an owner to get a key)")
+    .addHelpText('after', example('$ carkey whoami --json > my-key.json'))
+    .action((_options: unknown, command: Command) => whoamiCommand(context(command)));
+
+  program
+    .command('scan')
+    .description('list carkey cars in range (yours are named)')
+    .addHelpText('after', example('$ carkey scan --timeout 3000'))
+    .action(async (_options: unknown, command: Command) => scanCommand(context(command)));
+
+  program
+    .command('pair')
+    .description('pair as an owner with a car in pairing mode (press its pairing button or tap the keycard first)')
+    .option('--name <name>', 'local name for the vehicle (default: the name the car reports)')
+    .option('--phone-name <name>', 'the name the car shows for this phone (default: host name)')
+    .option('--yes', 'accept the 6-digit code without asking (scripts, tests)')
+    .option('--code <digits>', 'the 6-digit code shown on the car; pairing stops if it differs')
+    .option('--wait <ms>', 'how long to wait for the confirmation on the car (default 120000)', integerOption('--wait', 1000, 600_000))
+    .addHelpText('after', example('$ carkey pair --name "blue van"'))
+    .action(async (options: PairOptions, command: Command) => pairCommand(context(command), options));
+
+  for (const [name, summary, sample] of [
+    ['unlock', 'unlock the car', '$ carkey unlock --vehicle "blue van"'],
+    ['lock', 'lock the car', '$ carkey lock'],
+    ['trunk', 'open the trunk', '$ carkey trunk --json'],
+  ] as const) {
+    program
+      .command(name)
+      .description(summary)
+      .option(...vehicleOption)
+      .addHelpText('after', example(sample))
+      .action(async (options: { vehicle?: string }, command: Command) => simpleCommand(context(command), name, options.vehicle));
+  }
+
+  program
+    .command('start')
+    .description('start the car (ready to drive); the car may ask for its PIN')
+    .option(...vehicleOption)
+    .option('--pin <pin>', 'the car PIN (4 to 8 digits); asked in a terminal if the car wants it')
+    .addHelpText('after', example('$ carkey start --pin 4711'))
+    .action(async (options: { vehicle?: string; pin?: string }, command: Command) => startCommand(context(command), options));
+
+  program
+    .command('status')
+    .description('doors, drive, trunk and the key list version in force on the car')
+    .option(...vehicleOption)
+    .addHelpText('after', example('$ carkey status --json'))
+    .action(async (options: { vehicle?: string }, command: Command) => statusCommand(context(command), options));
+
+  program
+    .command('share')
+    .description('owner: issue a key (grant) to a friend, offline; prints a share string and a QR code')
+    .option(...vehicleOption)
+    .addOption(new Option('--role <role>', 'driver, guest (at most 30 days) or monitor (status only)').choices(['driver', 'guest', 'monitor']).makeOptionMandatory())
+    .option('--from <time>', 'valid from: ISO time, date, "now" or +N[m|h|d|w] (default now)')
+    .requiredOption('--until <time>', 'valid until: ISO time, date, or +N[m|h|d|w]')
+    .requiredOption('--to <key|file>', "the friend's public key (64 hex digits) or a file holding it (`carkey whoami --json` output)")
+    .option('--permissions <list>', 'comma-separated subset of the role: unlock,lock,start,trunk,status,passive')
+    .option('--out <file>', 'also write the share string to FILE')
+    .addHelpText('after', example('$ carkey share --role guest --until +2d --to 3b6a27bc…e1 --out anna.carkey'))
+    .action(async (options: ShareOptions, command: Command) => shareCommand(context(command), options));
+
+  program
+    .command('accept')
+    .description('store a key an owner shared with you (a carkey1:... string or a share file)')
+    .argument('<share>', 'the carkey1:... string or a file holding it')
+    .option('--name <name>', 'local name for the vehicle (default: the name in the share)')
+    .addHelpText('after', example('$ carkey accept anna.carkey --name "Bob\'s car"'))
+    .action(async (share: string, options: { name?: string }, command: Command) => acceptCommand(context(command), share, options));
+
+  program
+    .command('keys')
+    .description('owners, grants issued and held, revocations and queued key lists, as this phone knows them')
+    .option(...vehicleOption)
+    .option('--fetch', "owner: connect and read the car's current key list first")
+    .addHelpText('after', example('$ carkey keys --fetch --vehicle "blue van"'))
+    .action(async (options: { vehicle?: string; fetch?: boolean }, command: Command) => keysCommand(context(command), options));
+
+  program
+    .command('revoke')
+    .description('owner: revoke a grant (serial) or a key (public key) with a new signed key list; delivered now if the car is in range, else queued')
+    .argument('<serial|pubkey>', 'grant serial (16 hex digits, see `carkey keys`) or public key (64 hex digits)')
+    .option(...vehicleOption)
+    .option('--offline', 'only queue it; it goes out at the next connection')
+    .addHelpText('after', example('$ carkey revoke 5f0c2a9e81d3b7c4'))
+    .action(async (target: string, options: { vehicle?: string; offline?: boolean }, command: Command) => revokeCommand(context(command), target, options));
+
+  program
+    .command('audit')
+    .description("owner: read the car's audit log; --verify checks its hash chain and signed checkpoints against the pinned car key")
+    .option(...vehicleOption)
+    .option('--verify', 'verify the whole chain (reads from the first entry)')
+    .option('--from <seq>', 'first entry to read (default 1)', integerOption('--from', 1, Number.MAX_SAFE_INTEGER))
+    .option('--limit <n>', 'read at most N entries', integerOption('--limit', 1, Number.MAX_SAFE_INTEGER))
+    .addHelpText('after', example('$ carkey audit --verify'))
+    .action(async (options: { vehicle?: string; verify?: boolean; from?: number; limit?: number }, command: Command) => auditCommand(context(command), options));
+
+  for (const name of ['sync', 'remote'] as const) {
+    program
+      .command(name)
+      .description(`(coming with carkey-cloud; not available in this version) ${name === 'sync' ? 'sync key lists and audit batches through the cloud' : 'send a command to the car through the cloud'}`)
+      .allowUnknownOption()
+      .allowExcessArguments()
+      .addHelpText('after', '\nNot implemented yet: exits with code 2. Every other command works over Bluetooth without any cloud.\n')
+      .action((_options: unknown, command: Command) => {
+        context(command);
+        cloudCommand(name);
+      });
+  }
+
+  configureSubcommands(program, io);
+  return program;
+}
+
+export async function main(argv: readonly string[], io: CliIo): Promise<number> {
+  let output = new Output(io, argv.includes('--json'), argv.includes('--quiet'));
+  const program = buildProgram(io, (chosen) => {
+    output = chosen;
+  });
+  return runProgram({ name: PROGRAM, io, argv, program, hints: CARKEY_HINTS, output: () => output });
+}
+
+function flush(stream: NodeJS.WritableStream): Promise<void> {
+  return new Promise((resolve) => stream.write('', () => resolve()));
+}
+
+const exitCode = await main(process.argv.slice(2), processIo());
+await flush(process.stdout);
+await flush(process.stderr);
+// noble keeps timers alive after a BLE session; exit explicitly.
+process.exit(exitCode);

@@ -1,0 +1,523 @@
+/**
+ * CarkeyClient: the phone's side of carkey over any CentralTransport, for the
+ * `carkey` CLI and any other front end.
+ *
+ * What it does: scan for a known car by its rotating advertising id (or for a
+ * car in pairing mode), connect, run HELLO/CHALLENGE/REQUEST/RESULT through
+ * the core PhoneSession, send further commands on the same session, pair
+ * through PhonePairing, and deliver this phone's queued key lists.
+ *
+ * Guarantees:
+ * - Everything it depends on is injected: transport factory, crypto, RNG,
+ *   wall clock, sleep, key store, progress callback. No globals.
+ * - Scanning, connecting and every answer have deadlines (CK_TRANSPORT_NOT_FOUND,
+ *   CK_TRANSPORT_TIMEOUT). Transient transport failures before any command
+ *   was sent are retried with exponential backoff; refusals and denials never
+ *   are, and nothing is retried once a command may have reached the car.
+ * - Command answers are typed: ok (with the decoded payload), denied (with
+ *   the category the car revealed) or failed. A generic refusal (unknown or
+ *   revoked key, tampering, expired challenge) is CK_PROTO_REFUSED.
+ * - An owner's queued key lists are delivered first thing on every
+ *   connection (keyListPush as the signed REQUEST) and dequeued only after
+ *   the car confirmed the version in force; when another owner device moved
+ *   the car's list on, the queued revocations are re-applied on top of the
+ *   car's list rather than lost or rolled back.
+ * - Pairing stores nothing unless the person confirmed the 6-digit code and
+ *   the car accepted; the car's key is pinned from the signed pairing challenge.
+ * - `close()` always disconnects the link and releases the radio.
+ */
+import { equalBytes } from '../core/bytes.js';
+import type { Grant, KeyList } from '../core/credentials.js';
+import type { Clock, Crypto, RandomSource } from '../core/crypto/index.js';
+import { CarkeyError, toCarkeyError, type ErrorCode, type Result } from '../core/errors.js';
+import { decodeServiceData, matchesAdvertisingId, vehicleIdOf } from '../core/identity.js';
+import type { DenyCategoryName } from '../core/messages.js';
+import { decodeStatus, decodeVersion, encodeAuditRead, encodePin, MAX_AUDIT_PAGE, type StatusPayload } from '../core/payloads.js';
+import { PhonePairing, PhoneSession, type ChallengeInfo, type PhoneCredential } from '../core/phone-session.js';
+import { COMMAND_PERMISSION, ROLE_MASK, type CommandName } from '../core/roles.js';
+import { centralChunks, MessageChannel } from '../transport/channel.js';
+import type { CentralLink, CentralTransport, Discovery } from '../transport/types.js';
+import { decodeAuditPage, type AuditPage } from './audit-page.js';
+import { buildPairingKeyList, checkCarKeyList, latestKnownKeyList, pendingAfterDelivery, rebaseRevocations } from './key-lists.js';
+import { checkName, isValidName, type VehicleRecord } from './vehicle-record.js';
+
+/** What the client needs from a key store (KeyStore implements it). */
+export interface VehicleStore {
+  updateVehicle(vehicleId: Uint8Array, change: (current: VehicleRecord | undefined) => VehicleRecord): Promise<VehicleRecord>;
+  listVehicles(): VehicleRecord[];
+}
+
+export type ProgressEvent =
+  | { readonly kind: 'scanning'; readonly target: string; readonly timeoutMs: number }
+  | { readonly kind: 'found'; readonly address: string; readonly rssi: number | undefined }
+  | { readonly kind: 'connecting'; readonly address: string; readonly attempt: number }
+  | { readonly kind: 'retrying'; readonly attempt: number; readonly delayMs: number; readonly error: CarkeyError }
+  | { readonly kind: 'connected'; readonly keyListVersion: number }
+  | { readonly kind: 'delivering'; readonly version: number }
+  | { readonly kind: 'delivered'; readonly version: number }
+  | { readonly kind: 'delivery-failed'; readonly version: number; readonly reason: string }
+  | { readonly kind: 'pair-code'; readonly code: string }
+  | { readonly kind: 'waiting-for-car'; readonly timeoutMs: number };
+
+export interface ClientDeps {
+  readonly crypto: Crypto;
+  readonly random: RandomSource;
+  /** wall clock (ms since the Unix epoch): advertising-id epochs, key-list timestamps */
+  readonly clock: Clock;
+  readonly sleep: (ms: number) => Promise<void>;
+  /** opens the radio; called once per operation, closed at its end */
+  readonly openTransport: () => Promise<CentralTransport>;
+  readonly store: VehicleStore;
+  readonly progress?: (event: ProgressEvent) => void;
+}
+
+export interface ClientTimeouts {
+  /** how long to scan for the car */
+  readonly scanMs: number;
+  /** connect + MTU + discovery + subscription */
+  readonly connectMs: number;
+  /** each answer from the car */
+  readonly answerMs: number;
+  /** pairing: how long to wait for the confirmation on the car */
+  readonly pairConfirmMs: number;
+  /** attempts for transient failures (1 = no retry) */
+  readonly attempts: number;
+  /** first backoff delay; doubles per retry */
+  readonly backoffMs: number;
+}
+
+export const DEFAULT_TIMEOUTS: ClientTimeouts = { scanMs: 10_000, connectMs: 10_000, answerMs: 5_000, pairConfirmMs: 120_000, attempts: 3, backoffMs: 250 };
+
+/** Transport failures worth another attempt before any command was sent. */
+const TRANSIENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['CK_TRANSPORT_CONNECT_FAILED', 'CK_TRANSPORT_DISCONNECTED', 'CK_TRANSPORT_TIMEOUT', 'CK_FRAME_TIMEOUT']);
+
+export function isTransient(error: CarkeyError): boolean {
+  return TRANSIENT.has(error.code);
+}
+
+/** A typed answer to one command. */
+export type Outcome<T> =
+  | { readonly status: 'ok'; readonly value: T }
+  | { readonly status: 'denied'; readonly category: DenyCategoryName }
+  | { readonly status: 'failed'; readonly reason: string };
+
+export interface DeliveryReport {
+  /** version now confirmed in force on the car, when a queued list was delivered */
+  readonly delivered: number | undefined;
+  /** lists still queued after this connection */
+  readonly stillQueued: number;
+  /** why delivery did not happen, if it was attempted and failed */
+  readonly failure: string | undefined;
+}
+
+export interface ScanEntry {
+  readonly discovery: Discovery;
+  readonly pairing: boolean;
+  /** local name of the stored vehicle whose advertising id matches */
+  readonly vehicle: string | undefined;
+}
+
+/** Pick the credential for `command`: owner, else a held grant allowing it (valid now first). */
+export function chooseCredential(record: VehicleRecord, command: CommandName, now: number): PhoneCredential {
+  if (record.owner) return { kind: 'owner' };
+  const needed = COMMAND_PERMISSION[command];
+  const allowing = record.grants.filter((grant) => (ROLE_MASK[grant.role] & grant.permissions & needed) === needed);
+  if (allowing.length === 0) {
+    const detail = record.grants.length === 0 ? 'no key has been accepted for it' : `no key you hold allows "${command}"`;
+    throw new CarkeyError('CK_PHONE_NO_CREDENTIAL', `${record.name}: ${detail}`);
+  }
+  const validNow = (grant: Grant): boolean => grant.notBefore <= now && now < grant.notAfter;
+  const chosen = allowing.find(validNow) ?? allowing.sort((a, b) => b.notAfter - a.notAfter)[0];
+  if (chosen === undefined) throw new CarkeyError('CK_PHONE_NO_CREDENTIAL', record.name);
+  return { kind: 'grant', bytes: chosen.bytes };
+}
+
+function unwrap<T>(result: Result<T>): T {
+  if (!result.ok) throw result.error;
+  return result.value;
+}
+
+function failureReason(payload: Uint8Array): string {
+  if (payload.length === 0) return 'no reason given';
+  try {
+    // eslint-disable-next-line no-control-regex
+    return new TextDecoder('utf-8', { fatal: true }).decode(payload).replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 200);
+  } catch {
+    return `${payload.length} bytes of binary detail`;
+  }
+}
+
+/** One connected link with its message channel. */
+class Link {
+  private closed = false;
+
+  constructor(
+    readonly transport: CentralTransport,
+    readonly link: CentralLink,
+    readonly channel: MessageChannel,
+    private readonly answerMs: number,
+  ) {
+    link.onClose((reason) => channel.close(new CarkeyError('CK_TRANSPORT_DISCONNECTED', `the car closed the link (${reason})`)));
+  }
+
+  async exchange(message: Uint8Array, timeoutMs = this.answerMs): Promise<Uint8Array> {
+    await this.channel.send(message);
+    return this.channel.next(timeoutMs);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.channel.close(new CarkeyError('CK_PROTO_SESSION_CLOSED', 'closed by this phone'));
+    try {
+      await this.link.disconnect();
+    } catch {
+      // the link may already be gone; closing is best effort
+    }
+  }
+}
+
+/** An authenticated session with one car. Obtain with `CarkeyClient.connect`. */
+export class VehicleConnection {
+  private requested = false;
+  private ended = false;
+  private disposed = false;
+  private credential: PhoneCredential | undefined;
+
+  constructor(
+    private readonly link: Link,
+    private readonly session: PhoneSession,
+    private record: VehicleRecord,
+    /** what the car said in its CHALLENGE */
+    readonly challenge: ChallengeInfo,
+    private readonly clock: Clock,
+    private readonly onClose: () => Promise<void>,
+  ) {}
+
+  get vehicle(): VehicleRecord {
+    return this.record;
+  }
+
+  /** Send one command (the first one is the signed REQUEST) and open the RESULT. */
+  async raw(command: CommandName, args: Uint8Array = new Uint8Array(0)): Promise<Outcome<Uint8Array>> {
+    if (this.ended || this.disposed) throw new CarkeyError('CK_PROTO_SESSION_CLOSED');
+    let message: Uint8Array;
+    if (!this.requested) {
+      this.credential ??= chooseCredential(this.record, command, this.clock());
+      message = this.session.request(this.credential, command, args);
+      this.requested = true;
+    } else {
+      message = this.session.command(command, args);
+    }
+    const answer = await this.link.exchange(message);
+    const result = this.session.onResult(answer);
+    if (!result.ok) {
+      this.ended = true;
+      if (result.error.code === 'CK_PROTO_REFUSED') {
+        throw new CarkeyError('CK_PROTO_REFUSED', 'the car does not accept this key (revoked, replaced, or the car was reset); ask an owner');
+      }
+      throw result.error;
+    }
+    const value = result.value;
+    if (value.status === 'ok') return { status: 'ok', value: value.payload };
+    if (value.status === 'denied') return { status: 'denied', category: value.category };
+    return { status: 'failed', reason: failureReason(value.payload) };
+  }
+
+  /** Send a command and decode its ok payload. */
+  async run<T>(command: CommandName, args: Uint8Array, decode: (payload: Uint8Array) => Result<T>): Promise<Outcome<T>> {
+    const outcome = await this.raw(command, args);
+    if (outcome.status !== 'ok') return outcome;
+    return { status: 'ok', value: unwrap(decode(outcome.value)) };
+  }
+
+  unlock(): Promise<Outcome<Uint8Array>> {
+    return this.raw('unlock');
+  }
+
+  lock(): Promise<Outcome<Uint8Array>> {
+    return this.raw('lock');
+  }
+
+  trunk(): Promise<Outcome<Uint8Array>> {
+    return this.raw('trunk');
+  }
+
+  start(pin?: string): Promise<Outcome<Uint8Array>> {
+    return this.raw('start', pin === undefined ? new Uint8Array(0) : encodePin(pin));
+  }
+
+  status(): Promise<Outcome<StatusPayload>> {
+    return this.run('status', new Uint8Array(0), decodeStatus);
+  }
+
+  /** The car's current key list, checked (vehicle, owner signature). */
+  async keyListGet(crypto: Crypto): Promise<Outcome<KeyList | undefined>> {
+    return this.run('keyListGet', new Uint8Array(0), (payload) => checkCarKeyList(crypto, payload, this.record.vehicleId));
+  }
+
+  /** Deliver a key list; ok carries the version the car has in force afterwards. */
+  keyListPush(list: KeyList): Promise<Outcome<number>> {
+    return this.run('keyListPush', list.bytes, decodeVersion);
+  }
+
+  auditRead(fromSeq: number, limit = MAX_AUDIT_PAGE): Promise<Outcome<AuditPage>> {
+    return this.run('auditRead', encodeAuditRead({ fromSeq, limit }), decodeAuditPage);
+  }
+
+  /** Update the record this connection works with (after the store changed it). */
+  replaceRecord(record: VehicleRecord): void {
+    this.record = record;
+  }
+
+  /** Disconnect and release the radio. Idempotent. */
+  async close(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.link.close();
+    await this.onClose();
+  }
+}
+
+export interface PairingRequest {
+  /** this phone's seed (unlocked) */
+  readonly seed: Uint8Array;
+  /** the name the car shows for this phone (1..32 bytes) */
+  readonly phoneName: string;
+  /** local name for the vehicle; default: the name the car reports */
+  readonly localName?: string;
+  /** show the code and ask the person whether the car shows the same */
+  readonly confirmCode: (code: string) => Promise<boolean>;
+}
+
+export class CarkeyClient {
+  private readonly timeouts: ClientTimeouts;
+
+  constructor(
+    private readonly deps: ClientDeps,
+    timeouts: Partial<ClientTimeouts> = {},
+  ) {
+    this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
+  }
+
+  private progress(event: ProgressEvent): void {
+    this.deps.progress?.(event);
+  }
+
+  /** Every carkey car advertising within the scan time, matched against stored vehicles. */
+  async scan(timeoutMs = this.timeouts.scanMs): Promise<ScanEntry[]> {
+    const { crypto, clock } = this.deps;
+    const vehicles = this.deps.store.listVehicles();
+    const transport = await this.deps.openTransport();
+    try {
+      this.progress({ kind: 'scanning', target: 'carkey cars', timeoutMs });
+      const { seen } = await transport.scan({ timeoutMs });
+      const now = clock();
+      return seen.map((discovery) => {
+        const data = decodeServiceData(discovery.serviceData);
+        const vehicle = data === undefined ? undefined : vehicles.find((record) => matchesAdvertisingId(crypto, record.advSecret, data.advId, now));
+        return { discovery, pairing: data?.pairing ?? false, vehicle: vehicle?.name };
+      });
+    } finally {
+      await transport.close();
+    }
+  }
+
+  /**
+   * Connect to `record`'s car and authenticate it (pinned key). An owner's
+   * queued key lists are delivered before this resolves; see `delivery`.
+   */
+  async connect(record: VehicleRecord, seed: Uint8Array): Promise<{ connection: VehicleConnection; delivery: DeliveryReport }> {
+    const { crypto, clock } = this.deps;
+    const transport = await this.deps.openTransport();
+    try {
+      const { link, session, challenge } = await this.withRetries(async (attempt) => {
+        const opened = await this.openLink(transport, attempt, `"${record.name}"`, (discovery) => {
+          const data = decodeServiceData(discovery.serviceData);
+          return data !== undefined && matchesAdvertisingId(crypto, record.advSecret, data.advId, clock());
+        });
+        try {
+          const phone = new PhoneSession({ crypto, random: this.deps.random, identitySeed: seed, carIdentityKey: record.carIdentityKey });
+          const info = unwrap(phone.onChallenge(await opened.exchange(phone.start())));
+          return { link: opened, session: phone, challenge: info };
+        } catch (error) {
+          await opened.close();
+          throw error;
+        }
+      });
+      this.progress({ kind: 'connected', keyListVersion: challenge.keyListVersion });
+      const connection = new VehicleConnection(link, session, record, challenge, clock, () => transport.close());
+      try {
+        const delivery = await this.deliverPending(connection, seed);
+        return { connection, delivery };
+      } catch (error) {
+        await connection.close();
+        throw error;
+      }
+    } catch (error) {
+      await transport.close();
+      throw error;
+    }
+  }
+
+  /** Connect, run `use`, always disconnect. */
+  async withConnection<T>(record: VehicleRecord, seed: Uint8Array, use: (connection: VehicleConnection, delivery: DeliveryReport) => Promise<T>): Promise<T> {
+    const { connection, delivery } = await this.connect(record, seed);
+    try {
+      return await use(connection, delivery);
+    } finally {
+      await connection.close();
+    }
+  }
+
+  /** Owner pairing with a car in pairing mode. Returns the stored record. */
+  async pair(request: PairingRequest): Promise<VehicleRecord> {
+    const phoneName = checkName(request.phoneName, 'phone name');
+    const localName = request.localName === undefined ? undefined : checkName(request.localName, 'vehicle name');
+    const transport = await this.deps.openTransport();
+    try {
+      const link = await this.withRetries((attempt) =>
+        this.openLink(transport, attempt, 'a car in pairing mode', (discovery) => decodeServiceData(discovery.serviceData)?.pairing ?? false),
+      );
+      try {
+        return await this.runPairing(link, request.seed, request.confirmCode, phoneName, localName);
+      } finally {
+        await link.close();
+      }
+    } finally {
+      await transport.close();
+    }
+  }
+
+  private async runPairing(
+    link: Link,
+    seed: Uint8Array,
+    confirmCode: (code: string) => Promise<boolean>,
+    phoneName: string,
+    localName: string | undefined,
+  ): Promise<VehicleRecord> {
+    const { crypto, clock, store } = this.deps;
+    const pairing = new PhonePairing({ crypto, random: this.deps.random, identitySeed: seed });
+    const { carIdentityKey } = unwrap(pairing.onChallenge(await link.exchange(pairing.start())));
+    const vehicleId = vehicleIdOf(crypto, carIdentityKey);
+    const others = store.listVehicles().filter((record) => !equalBytes(record.vehicleId, vehicleId));
+    if (localName !== undefined && others.some((record) => record.name === localName)) throw new CarkeyError('CK_PHONE_VEHICLE_EXISTS', `"${localName}"`);
+    const reveal = unwrap(pairing.reveal());
+    const readyBytes = unwrap(pairing.onReady(await link.exchange(reveal.message)));
+    const current = unwrap(checkCarKeyList(crypto, readyBytes, vehicleId));
+    this.progress({ kind: 'pair-code', code: reveal.code });
+    if (!(await confirmCode(reveal.code))) {
+      throw new CarkeyError('CK_PROTO_PAIRING_NOT_CONFIRMED', 'you said the codes differ; nothing was stored (someone nearby may be interfering: try again elsewhere)');
+    }
+    const list = buildPairingKeyList(crypto, seed, { vehicleId, current, issuedAt: clock() });
+    this.progress({ kind: 'waiting-for-car', timeoutMs: this.timeouts.pairConfirmMs });
+    const answer = await link.exchange(pairing.confirm(list.bytes, phoneName), this.timeouts.pairConfirmMs);
+    const outcome = unwrap(pairing.onResult(answer));
+    const vehicleName = isValidName(outcome.vehicleName) ? outcome.vehicleName : 'car';
+    const defaultName = uniqueName(vehicleName, new Set(others.map((record) => record.name)));
+    const now = clock();
+    return store.updateVehicle(vehicleId, (stored) => ({
+      name: localName ?? stored?.name ?? defaultName,
+      vehicleName,
+      carIdentityKey,
+      vehicleId,
+      advSecret: outcome.advSecret,
+      owner: true,
+      grants: stored?.grants ?? [],
+      issued: stored?.issued ?? [],
+      keyList: list,
+      pending: stored === undefined ? [] : pendingAfterDelivery(stored.pending, list),
+      addedAt: stored?.addedAt ?? now,
+    }));
+  }
+
+  private async openLink(transport: CentralTransport, attempt: number, target: string, accept: (discovery: Discovery) => boolean): Promise<Link> {
+    const { scanMs, connectMs, answerMs } = this.timeouts;
+    this.progress({ kind: 'scanning', target, timeoutMs: scanMs });
+    const { match, seen } = await transport.scan({ timeoutMs: scanMs, accept });
+    if (match === undefined) {
+      const detail = seen.length === 0 ? `no carkey car seen within ${scanMs} ms` : `${seen.length} carkey car(s) seen, none is ${target}`;
+      throw new CarkeyError('CK_TRANSPORT_NOT_FOUND', detail);
+    }
+    this.progress({ kind: 'found', address: match.address, rssi: match.rssi });
+    this.progress({ kind: 'connecting', address: match.address, attempt });
+    const link = await transport.connect(match, { timeoutMs: connectMs });
+    return new Link(transport, link, new MessageChannel(centralChunks(link)), answerMs);
+  }
+
+  private async withRetries<T>(attempt: (n: number) => Promise<T>): Promise<T> {
+    for (let n = 1; ; n++) {
+      try {
+        return await attempt(n);
+      } catch (thrown) {
+        const error = toCarkeyError(thrown);
+        if (n >= this.timeouts.attempts || !isTransient(error)) throw error;
+        const delayMs = this.timeouts.backoffMs * 2 ** (n - 1);
+        this.progress({ kind: 'retrying', attempt: n + 1, delayMs, error });
+        await this.deps.sleep(delayMs);
+      }
+    }
+  }
+
+  /** See the module header: deliver, or rebase then deliver, the owner's queue. */
+  private async deliverPending(connection: VehicleConnection, seed: Uint8Array): Promise<DeliveryReport> {
+    const { crypto, clock, store } = this.deps;
+    const record = connection.vehicle;
+    const newest = latestKnownKeyList({ keyList: undefined, pending: record.pending });
+    if (!record.owner || newest === undefined) return { delivered: undefined, stillQueued: record.pending.length, failure: undefined };
+    const carVersion = connection.challenge.keyListVersion;
+    const confirmedVersion = record.keyList?.version ?? 0;
+
+    let toPush: KeyList | undefined;
+    let confirmed: KeyList | undefined;
+    if (newest.version > carVersion && carVersion === confirmedVersion) {
+      toPush = newest;
+    } else {
+      const fetched = await connection.keyListGet(crypto);
+      if (fetched.status !== 'ok') return this.deliveryFailed(record, newest, describeOutcome(fetched));
+      const carList = fetched.value;
+      if (carList === undefined) return this.deliveryFailed(record, newest, 'the car has no key list (was it reset? pair again)');
+      const rebased = rebaseRevocations(crypto, seed, carList, record.pending, clock());
+      if (rebased === undefined) confirmed = carList;
+      else toPush = rebased;
+    }
+    if (toPush !== undefined) {
+      this.progress({ kind: 'delivering', version: toPush.version });
+      const pushed = await connection.keyListPush(toPush);
+      if (pushed.status !== 'ok') return this.deliveryFailed(record, toPush, describeOutcome(pushed));
+      if (pushed.value !== toPush.version) return this.deliveryFailed(record, toPush, `the car reports version ${pushed.value} in force`);
+      confirmed = toPush;
+      this.progress({ kind: 'delivered', version: toPush.version });
+    }
+    if (confirmed === undefined) return { delivered: undefined, stillQueued: record.pending.length, failure: undefined };
+    const inForce = confirmed;
+    const updated = await store.updateVehicle(record.vehicleId, (current) => {
+      const base = current ?? record;
+      const keyList = base.keyList === undefined || inForce.version > base.keyList.version ? inForce : base.keyList;
+      return { ...base, keyList, pending: pendingAfterDelivery(base.pending, inForce) };
+    });
+    connection.replaceRecord(updated);
+    return { delivered: inForce.version, stillQueued: updated.pending.length, failure: undefined };
+  }
+
+  private deliveryFailed(record: VehicleRecord, list: KeyList, reason: string): DeliveryReport {
+    this.progress({ kind: 'delivery-failed', version: list.version, reason });
+    return { delivered: undefined, stillQueued: record.pending.length, failure: reason };
+  }
+}
+
+export function describeOutcome(outcome: Outcome<unknown>): string {
+  if (outcome.status === 'denied') return `denied (${outcome.category})`;
+  if (outcome.status === 'failed') return `failed: ${outcome.reason}`;
+  return 'ok';
+}
+
+function uniqueName(base: string, taken: ReadonlySet<string>): string {
+  if (!taken.has(base)) return base;
+  for (let i = 2; ; i++) {
+    const suffix = ` (${i})`;
+    let stem = base;
+    while (new TextEncoder().encode(stem + suffix).length > 32) stem = stem.slice(0, -1);
+    if (!taken.has(stem + suffix)) return stem + suffix;
+  }
+}

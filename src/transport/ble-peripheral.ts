@@ -1,0 +1,454 @@
+/**
+ * The car's side of real Bluetooth LE: a `PeripheralTransport` on
+ * `@abandonware/bleno` (kernel adapter, or a btvirt emulated controller when
+ * `hciSocketPath` is given).
+ *
+ * Guarantees:
+ * - One primary service `GATT.service` with the write characteristic (write +
+ *   write without response) and the notify characteristic (notify). Each
+ *   written value is delivered as one chunk to the current link, in order.
+ * - Advertising (legacy, 31 + 31 bytes): the advertising packet carries flags
+ *   and the service data (`serviceData` under `GATT.service`, at most
+ *   MAX_SERVICE_DATA bytes, refused otherwise); the scan response carries the
+ *   128-bit service UUID and the local name (shortened to MAX_LOCAL_NAME bytes
+ *   if longer, as a Shortened Local Name).
+ * - `setAdvertisement` never drops a link: while a phone is connected the new
+ *   data is kept and applied when advertising resumes after that link ends.
+ * - Links: one `PeripheralLink` per connection, MTU from bleno's 'mtuChange'
+ *   (23 until exchanged; capped by `maxMtu`), `notify` refuses chunks above
+ *   mtu - 3, before subscription, and after close. RSSI is read with bleno's
+ *   updateRssi every `rssiIntervalMs`; 127 ("not available", what btvirt
+ *   always reports) and unanswered reads give `undefined`.
+ *
+ * LIMITATION (bleno 0.6): one central at a time. bleno tracks a single
+ * connection handle and stops advertising while connected, so a second phone
+ * cannot connect until the first disconnects. Links are therefore sequential;
+ * `onLink` fires for each in turn.
+ *
+ * bleno keeps a 1 s adapter-poll timer alive forever; a process that used this
+ * transport must exit explicitly after `stop()`.
+ */
+import { CarkeyError } from '../core/errors.js';
+import {
+  adapterLabel,
+  ATT_RESULT,
+  closeEmulatedHciSockets,
+  loadBleno,
+  silentLogger,
+  waitForPoweredOn,
+  type BleLogger,
+  type BlenoApi,
+} from './ble-load.js';
+import { GATT, type Advertisement, type CloseReason, type PeripheralLink, type PeripheralTransport, type Unsubscribe } from './types.js';
+
+export interface BlePeripheralOptions {
+  /** "hci0", "hci1", … */
+  readonly adapter: string;
+  /** btvirt LE server socket: use an emulated controller instead of the kernel adapter. */
+  readonly hciSocketPath?: string;
+  /** Largest ATT MTU accepted from a phone (23..517, default 256). */
+  readonly maxMtu?: number;
+  readonly logger?: BleLogger;
+  /** How long to wait for the adapter to power on (default 5000 ms). */
+  readonly readyTimeoutMs?: number;
+  /** RSSI refresh period while connected; 0 disables (default 1000 ms). */
+  readonly rssiIntervalMs?: number;
+}
+
+/** Service data bytes that fit the advertising packet next to the flags (31 - 3 - 2 - 16). */
+export const MAX_SERVICE_DATA = 10;
+/** Local-name bytes that fit the scan response next to the 128-bit UUID (31 - 18 - 2). */
+export const MAX_LOCAL_NAME = 11;
+
+const DEFAULT_MAX_MTU = 256;
+const RSSI_NOT_AVAILABLE = 127;
+
+const AD_FLAGS = 0x01;
+const AD_COMPLETE_128_UUIDS = 0x07;
+const AD_SHORT_NAME = 0x08;
+const AD_COMPLETE_NAME = 0x09;
+const AD_SERVICE_DATA_128 = 0x21;
+const FLAGS_LE_GENERAL_NO_BREDR = 0x06;
+
+/** 128-bit UUID string → 16 bytes little-endian, as carried in AD structures. */
+export function uuidToLittleEndian(uuid: string): Buffer {
+  const hex = uuid.replace(/-/g, '');
+  if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new CarkeyError('CK_INTERNAL', `not a 128-bit UUID: ${uuid}`);
+  return Buffer.from(hex, 'hex').reverse();
+}
+
+function adStructure(type: number, payload: Uint8Array): Buffer {
+  return Buffer.concat([Buffer.of(payload.length + 1, type), payload]);
+}
+
+/** Cut UTF-8 `name` to at most `max` bytes without splitting a character. */
+function utf8Prefix(name: string, max: number): Buffer {
+  let out = Buffer.alloc(0);
+  for (const char of name) {
+    const next = Buffer.concat([out, Buffer.from(char, 'utf8')]);
+    if (next.length > max) break;
+    out = next;
+  }
+  return out;
+}
+
+/** Encode the advertising packet and scan response for `advertisement`. */
+export function encodeAdvertisement(advertisement: Advertisement): { readonly advertisementData: Buffer; readonly scanData: Buffer } {
+  if (advertisement.serviceData.length > MAX_SERVICE_DATA) {
+    throw new CarkeyError(
+      'CK_CONFIG_INVALID',
+      `advertised service data is ${advertisement.serviceData.length} bytes; at most ${MAX_SERVICE_DATA} fit a legacy advertisement`,
+    );
+  }
+  const service = uuidToLittleEndian(GATT.service);
+  const advertisementData = Buffer.concat([
+    adStructure(AD_FLAGS, Buffer.of(FLAGS_LE_GENERAL_NO_BREDR)),
+    adStructure(AD_SERVICE_DATA_128, Buffer.concat([service, advertisement.serviceData])),
+  ]);
+  const fullName = Buffer.from(advertisement.localName, 'utf8');
+  const name = fullName.length <= MAX_LOCAL_NAME ? fullName : utf8Prefix(advertisement.localName, MAX_LOCAL_NAME);
+  const scanParts = [adStructure(AD_COMPLETE_128_UUIDS, service)];
+  if (name.length > 0) scanParts.push(adStructure(name.length === fullName.length ? AD_COMPLETE_NAME : AD_SHORT_NAME, name));
+  return { advertisementData, scanData: Buffer.concat(scanParts) };
+}
+
+/** Registry of handlers with unsubscribe functions. */
+class Handlers<T extends unknown[]> {
+  private readonly set = new Set<(...args: T) => void>();
+  add(handler: (...args: T) => void): Unsubscribe {
+    this.set.add(handler);
+    return () => {
+      this.set.delete(handler);
+    };
+  }
+  emit(...args: T): void {
+    for (const handler of [...this.set]) handler(...args);
+  }
+  clear(): void {
+    this.set.clear();
+  }
+}
+
+let linkCounter = 0;
+
+class BlenoLink implements PeripheralLink {
+  readonly id: string;
+  private currentMtu = 23;
+  private lastRssi: number | undefined;
+  private sendNotification: ((data: Buffer) => void) | undefined;
+  private closedWith: CloseReason | undefined;
+  private localDisconnect = false;
+  private readonly chunkHandlers = new Handlers<[Uint8Array]>();
+  private readonly subscribedHandlers = new Handlers<[]>();
+  private readonly closeHandlers = new Handlers<[CloseReason]>();
+
+  constructor(
+    readonly clientAddress: string,
+    private readonly maxMtu: number,
+    private readonly dropConnection: () => void,
+  ) {
+    linkCounter += 1;
+    this.id = `ble-${linkCounter}-${clientAddress}`;
+  }
+
+  get closed(): boolean {
+    return this.closedWith !== undefined;
+  }
+
+  mtu(): number {
+    return this.currentMtu;
+  }
+
+  rssi(): number | undefined {
+    return this.lastRssi;
+  }
+
+  onChunk(handler: (chunk: Uint8Array) => void): Unsubscribe {
+    return this.chunkHandlers.add(handler);
+  }
+
+  onSubscribed(handler: () => void): Unsubscribe {
+    return this.subscribedHandlers.add(handler);
+  }
+
+  onClose(handler: (reason: CloseReason) => void): Unsubscribe {
+    return this.closeHandlers.add(handler);
+  }
+
+  notify(chunk: Uint8Array): Promise<void> {
+    if (this.closedWith !== undefined) return Promise.reject(new CarkeyError('CK_TRANSPORT_DISCONNECTED', `link ${this.id} closed (${this.closedWith})`));
+    const send = this.sendNotification;
+    if (send === undefined) return Promise.reject(new CarkeyError('CK_TRANSPORT_NOT_SUBSCRIBED', `link ${this.id}`));
+    const limit = this.currentMtu - 3;
+    if (chunk.length > limit) return Promise.reject(new CarkeyError('CK_TRANSPORT_CHUNK_TOO_LARGE', `${chunk.length} bytes > ${limit} (mtu ${this.currentMtu})`));
+    // bleno queues the ATT notification on the ACL link; notifications are unacknowledged.
+    send(Buffer.from(chunk));
+    return Promise.resolve();
+  }
+
+  disconnect(): Promise<void> {
+    if (this.closedWith === undefined && !this.localDisconnect) {
+      this.localDisconnect = true;
+      this.dropConnection();
+    }
+    return Promise.resolve();
+  }
+
+  // --- driven by the transport ---
+
+  setMtu(mtu: number): void {
+    this.currentMtu = Math.max(23, Math.min(mtu, this.maxMtu));
+  }
+
+  setRssi(rssi: number): void {
+    this.lastRssi = rssi === RSSI_NOT_AVAILABLE ? undefined : rssi;
+  }
+
+  deliverChunk(data: Buffer): void {
+    if (this.closedWith !== undefined) return;
+    this.chunkHandlers.emit(new Uint8Array(data));
+  }
+
+  subscribe(sendNotification: (data: Buffer) => void): void {
+    if (this.closedWith !== undefined) return;
+    this.sendNotification = sendNotification;
+    this.subscribedHandlers.emit();
+  }
+
+  unsubscribe(): void {
+    this.sendNotification = undefined;
+  }
+
+  close(reason?: CloseReason): void {
+    if (this.closedWith !== undefined) return;
+    const why = reason ?? (this.localDisconnect ? 'local' : 'remote');
+    this.closedWith = why;
+    this.sendNotification = undefined;
+    this.closeHandlers.emit(why);
+    this.chunkHandlers.clear();
+    this.subscribedHandlers.clear();
+    this.closeHandlers.clear();
+  }
+}
+
+type AdvertisingState = 'idle' | 'advertising' | 'paused-for-link';
+
+class BlenoPeripheral implements PeripheralTransport {
+  private readonly linkHandlers = new Handlers<[PeripheralLink]>();
+  private readonly detach: (() => void)[] = [];
+  private link: BlenoLink | undefined;
+  private advertisement: Advertisement | undefined;
+  private advertising: AdvertisingState = 'idle';
+  private started = false;
+  private rssiTimer: NodeJS.Timeout | undefined;
+  /** Serialises advertising commands so bleno's single advertisingStart/Stop events match their callers. */
+  private advertisingQueue: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly bleno: BlenoApi,
+    private readonly maxMtu: number,
+    private readonly logger: BleLogger,
+    private readonly rssiIntervalMs: number,
+    private readonly closeSockets: boolean,
+  ) {}
+
+  async install(): Promise<void> {
+    const { bleno } = this;
+    const writeCharacteristic = new bleno.Characteristic({
+      uuid: GATT.write.replace(/-/g, ''),
+      properties: ['write', 'writeWithoutResponse'],
+      onWriteRequest: (data, offset, _withoutResponse, callback) => {
+        const link = this.link;
+        if (offset !== 0 || link === undefined || link.closed) {
+          callback(ATT_RESULT.unlikelyError);
+          return;
+        }
+        link.deliverChunk(data);
+        callback(ATT_RESULT.success);
+      },
+    });
+    const notifyCharacteristic = new bleno.Characteristic({
+      uuid: GATT.notify.replace(/-/g, ''),
+      properties: ['notify'],
+      onSubscribe: (_maxValueSize, updateValueCallback) => this.link?.subscribe(updateValueCallback),
+      onUnsubscribe: () => this.link?.unsubscribe(),
+    });
+    const service = new bleno.PrimaryService({ uuid: GATT.service.replace(/-/g, ''), characteristics: [writeCharacteristic, notifyCharacteristic] });
+    await new Promise<void>((resolve, reject) => {
+      bleno.setServices([service], (error) => {
+        if (error) reject(new CarkeyError('CK_TRANSPORT_NO_ADAPTER', `bleno could not set the GATT services: ${error.message}`));
+        else resolve();
+      });
+    });
+    this.listen('accept', (clientAddress: unknown) => this.onAccept(String(clientAddress)));
+    this.listen('mtuChange', (mtu: unknown) => {
+      if (typeof mtu === 'number') this.link?.setMtu(mtu);
+      this.logger.debug({ mtu }, 'ble: mtu exchanged');
+    });
+    this.listen('rssiUpdate', (rssi: unknown) => {
+      if (typeof rssi === 'number') this.link?.setRssi(rssi);
+    });
+    this.listen('disconnect', (clientAddress: unknown) => this.onDisconnect(String(clientAddress)));
+    this.listen('stateChange', (state: unknown) => {
+      if (state !== 'poweredOn') this.onAdapterLost(String(state));
+    });
+  }
+
+  start(advertisement: Advertisement): Promise<void> {
+    this.started = true;
+    this.advertisement = advertisement;
+    return this.enqueue(() => this.advertise(advertisement));
+  }
+
+  setAdvertisement(advertisement: Advertisement): Promise<void> {
+    if (!this.started) return Promise.reject(new CarkeyError('CK_TRANSPORT_NOT_STARTED'));
+    encodeAdvertisement(advertisement); // validate now, even if applied later
+    this.advertisement = advertisement;
+    if (this.link !== undefined) return Promise.resolve(); // applied when the link ends
+    return this.enqueue(async () => {
+      await this.stopAdvertising();
+      await this.advertise(advertisement);
+    });
+  }
+
+  onLink(handler: (link: PeripheralLink) => void): Unsubscribe {
+    return this.linkHandlers.add(handler);
+  }
+
+  async stop(): Promise<void> {
+    if (!this.started && this.detach.length === 0) return;
+    this.started = false;
+    await this.enqueue(() => this.stopAdvertising());
+    const link = this.link;
+    if (link !== undefined) {
+      await link.disconnect();
+      link.close('local');
+      this.link = undefined;
+    }
+    this.stopRssiPolling();
+    for (const undo of this.detach.splice(0)) undo();
+    this.linkHandlers.clear();
+    if (this.closeSockets) closeEmulatedHciSockets();
+  }
+
+  private listen(event: string, listener: (...args: unknown[]) => void): void {
+    this.bleno.on(event, listener);
+    this.detach.push(() => this.bleno.removeListener(event, listener));
+  }
+
+  private enqueue(step: () => Promise<void>): Promise<void> {
+    const run = this.advertisingQueue.then(step);
+    this.advertisingQueue = run.catch(() => undefined);
+    return run;
+  }
+
+  private advertise(advertisement: Advertisement): Promise<void> {
+    const { advertisementData, scanData } = encodeAdvertisement(advertisement);
+    return new Promise<void>((resolve, reject) => {
+      this.bleno.startAdvertisingWithEIRData(advertisementData, scanData, (error) => {
+        if (error) {
+          reject(new CarkeyError('CK_TRANSPORT_NO_ADAPTER', `advertising failed: ${error.message}`));
+          return;
+        }
+        this.advertising = 'advertising';
+        this.logger.debug({ localName: advertisement.localName }, 'ble: advertising');
+        resolve();
+      });
+    });
+  }
+
+  private stopAdvertising(): Promise<void> {
+    if (this.advertising === 'idle') return Promise.resolve();
+    this.advertising = 'idle';
+    return new Promise<void>((resolve) => this.bleno.stopAdvertising(resolve));
+  }
+
+  private onAccept(clientAddress: string): void {
+    if (this.link !== undefined && !this.link.closed) {
+      this.logger.warn({ clientAddress, current: this.link.clientAddress }, 'ble: second central accepted; bleno supports one, dropping the old link');
+      this.link.close('error');
+    }
+    // a connectable advertisement ends when a central connects
+    if (this.advertising === 'advertising') this.advertising = 'paused-for-link';
+    const link = new BlenoLink(clientAddress, this.maxMtu, () => this.bleno.disconnect());
+    this.link = link;
+    this.startRssiPolling();
+    this.logger.debug({ link: link.id }, 'ble: central connected');
+    this.linkHandlers.emit(link);
+  }
+
+  private onDisconnect(clientAddress: string): void {
+    const link = this.link;
+    if (link === undefined) return;
+    this.link = undefined;
+    this.stopRssiPolling();
+    this.logger.debug({ link: link.id, clientAddress }, 'ble: central disconnected');
+    // bleno re-enables advertising with the data it last had; refresh it in case it rotated meanwhile.
+    // Queued before the close handlers run, so advertising calls they make come after it.
+    const advertisement = this.advertisement;
+    if (this.started && advertisement !== undefined) {
+      this.advertising = 'advertising';
+      this.enqueue(async () => {
+        await this.stopAdvertising();
+        await this.advertise(advertisement);
+      }).catch((error: unknown) => this.logger.warn({ error: String(error) }, 'ble: could not resume advertising'));
+    }
+    link.close();
+  }
+
+  private onAdapterLost(state: string): void {
+    this.logger.warn({ state }, 'ble: adapter left poweredOn');
+    const link = this.link;
+    this.link = undefined;
+    this.stopRssiPolling();
+    link?.close('link-lost');
+  }
+
+  private startRssiPolling(): void {
+    this.stopRssiPolling();
+    if (this.rssiIntervalMs <= 0) return;
+    const poll = (): void => this.bleno.updateRssi();
+    poll();
+    this.rssiTimer = setInterval(poll, this.rssiIntervalMs);
+    this.rssiTimer.unref();
+  }
+
+  private stopRssiPolling(): void {
+    if (this.rssiTimer !== undefined) clearInterval(this.rssiTimer);
+    this.rssiTimer = undefined;
+  }
+}
+
+/** Create the car's BLE peripheral on bleno. Rejects with CK_TRANSPORT_NO_ADAPTER when there is no usable adapter. */
+export async function createBlePeripheral(options: BlePeripheralOptions): Promise<PeripheralTransport> {
+  const maxMtu = options.maxMtu ?? DEFAULT_MAX_MTU;
+  if (!Number.isInteger(maxMtu) || maxMtu < 23 || maxMtu > 517) {
+    throw new CarkeyError('CK_CONFIG_INVALID', `maxMtu must be an integer in 23..517, got ${maxMtu}`);
+  }
+  const label = adapterLabel(options);
+  const bleno = loadBleno(options);
+  await waitForPoweredOn(bleno, label, options.readyTimeoutMs ?? 5000);
+  setBlenoMaxMtu(bleno, maxMtu);
+  const peripheral = new BlenoPeripheral(bleno, maxMtu, options.logger ?? silentLogger, options.rssiIntervalMs ?? 1000, options.hciSocketPath !== undefined);
+  await peripheral.install();
+  return peripheral;
+}
+
+/** bleno answers MTU requests with min(requested, its Gatt.maxMtu); there is no public setter. */
+function setBlenoMaxMtu(bleno: BlenoApi, maxMtu: number): void {
+  const gatt = readPath(bleno, ['_bindings', '_gatt']);
+  if (typeof gatt === 'object' && gatt !== null && 'maxMtu' in gatt) {
+    (gatt as { maxMtu: number }).maxMtu = maxMtu;
+  } else {
+    throw new CarkeyError('CK_INTERNAL', 'cannot set bleno maxMtu: unexpected bleno internals (version 0.6.x required)');
+  }
+}
+
+function readPath(value: unknown, keys: readonly string[]): unknown {
+  let current = value;
+  for (const key of keys) {
+    if (typeof current !== 'object' || current === null) return undefined;
+    current = (current as Record<string, unknown>)[key];
+  }
+  return current;
+}

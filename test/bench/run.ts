@@ -1,0 +1,77 @@
+/**
+ * Benchmark entry point: `npm run bench` (builds, then runs
+ * dist/test/bench/run.js). Flags: --filter NAME, --seconds N, --json, --list.
+ *
+ * Guarantees: the benchmark modules below are the complete, explicit list of
+ * what runs, in this order; the table (or JSON with --json) goes to stdout,
+ * progress to stderr; exit code 0 on success, 2 for bad flags or a filter
+ * matching nothing, 1 if a benchmark fails.
+ */
+import { toCarkeyError } from '../../src/core/errors.js';
+import {
+  USAGE,
+  defaultRegistry,
+  formatReport,
+  hrtimeClock,
+  machineInfo,
+  parseBenchArgs,
+  runBenchmarks,
+  timerOverheadNs,
+  timingFor,
+  type BenchReport,
+} from './harness.js';
+
+// Benchmark modules. Each one calls registerBench() when imported; they run in this order.
+import './crypto.bench.js';
+// ---------------------------------------------------------------------------
+// Full vehicle-side unlock (lead): register it in test/bench/unlock.bench.ts,
+// then add here:
+//   import './unlock.bench.js';
+// ---------------------------------------------------------------------------
+
+async function main(argv: readonly string[]): Promise<number> {
+  const parsed = parseBenchArgs(argv);
+  if (!parsed.ok) {
+    process.stderr.write(`${parsed.error.message}\n\n${USAGE}\n`);
+    return parsed.error.exitCode;
+  }
+  const args = parsed.value;
+  if (args.help) {
+    process.stdout.write(`${USAGE}\n`);
+    return 0;
+  }
+  const selected = defaultRegistry.select(args.filter);
+  if (args.list) {
+    process.stdout.write(selected.map((b) => `${b.name}\n`).join(''));
+    return 0;
+  }
+  if (selected.length === 0) {
+    process.stderr.write(`no benchmark matches --filter ${args.filter ?? ''}; try --list\n`);
+    return 2;
+  }
+
+  const timing = {
+    ...timingFor(args.seconds, hrtimeClock),
+    onStart: (name: string) => process.stderr.write(`running ${name} ...\n`),
+  };
+  const overhead = timerOverheadNs();
+  const results = await runBenchmarks(selected, timing);
+  const report: BenchReport = {
+    date: new Date().toISOString(),
+    machine: machineInfo(),
+    settings: { seconds: timing.seconds, warmupSeconds: timing.warmupSeconds, filter: args.filter, timerOverheadNs: overhead },
+    results,
+  };
+  process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
+  return 0;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    process.stderr.write(`benchmark failed: ${toCarkeyError(error).message}\n`);
+    process.exitCode = 1;
+  },
+);

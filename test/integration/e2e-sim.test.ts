@@ -1,0 +1,187 @@
+/**
+ * End to end, as a user would type it: the real `carkey` CLI against a real
+ * `carkeyd`, the simulated body controller and the simulated radio, each its
+ * own process, talking over UNIX sockets. One car, one story in order:
+ * pairing → unlock/lock/start/trunk → sharing → revocation → deny paths →
+ * restart with state kept → audit.
+ */
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { fromHex } from '../../src/core/bytes.js';
+import { signGrant } from '../../src/core/credentials.js';
+import { createCrypto } from '../../src/core/crypto/index.js';
+import { ExitCode } from '../../src/core/errors.js';
+import { Permission } from '../../src/core/roles.js';
+import { decodeShare } from '../../src/phone/share.js';
+import { hardwareCtl, runCli, startDaemonProcess, startRig, stopProgram, stopRig, type CarRig, type CliResult } from '../helpers/e2e.js';
+import { rawRequest } from '../helpers/raw-phone.js';
+
+const crypto = createCrypto('node');
+let rig: CarRig;
+
+function carkey(home: string, ...args: string[]): Promise<CliResult> {
+  return runCli('src/cli/carkey.js', ['--home', join(rig.dir, home), '--transport', 'sim', '--radio', rig.radio, '--quiet', ...args]);
+}
+
+async function hwState(): Promise<{ locks: Record<string, string>; drive: string; trunk: string; display: string[] }> {
+  const out = await hardwareCtl(rig, 'state', '--json');
+  return JSON.parse(out.stdout) as { locks: Record<string, string>; drive: string; trunk: string; display: string[] };
+}
+
+function json(result: CliResult): Record<string, unknown> {
+  return JSON.parse(result.stdout) as Record<string, unknown>;
+}
+
+async function waitForDisplay(text: string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if ((await hwState()).display.join(' ').includes(text)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`display never showed "${text}"`);
+}
+
+const carKey = (): Uint8Array => fromHex(String(rig.daemon?.ready.vehicleKey)) ?? new Uint8Array(32);
+
+describe('carkey end to end over the simulated radio', () => {
+  beforeAll(async () => {
+    rig = await startRig({ config: { startPin: '4711' } });
+    await startDaemonProcess(rig);
+    for (const home of ['owner', 'friend', 'late-friend', 'stranger']) expect((await carkey(home, 'keygen')).code).toBe(0);
+  }, 60_000);
+
+  afterAll(async () => {
+    await stopRig(rig);
+  });
+
+  it('refuses to pair while the car is not in pairing mode', async () => {
+    const result = await carkey('owner', 'pair', '--yes', '--timeout', '1500');
+    expect(result.code).toBe(ExitCode.notFound);
+  });
+
+  it('pairs the first owner after the button press and the code confirmation on the car', async () => {
+    await hardwareCtl(rig, 'press-button');
+    const pairing = carkey('owner', 'pair', '--yes', '--json');
+    await waitForDisplay('Press button');
+    await hardwareCtl(rig, 'press-button');
+    const result = await pairing;
+    expect(result.code, result.stderr).toBe(0);
+    expect(json(result)).toMatchObject({ ok: true });
+  });
+
+  it('unlocks, locks, opens the trunk and reports status', async () => {
+    expect((await carkey('owner', 'unlock')).code).toBe(0);
+    expect(Object.values((await hwState()).locks)).toEqual(['unlocked', 'unlocked', 'unlocked', 'unlocked']);
+    expect((await carkey('owner', 'lock')).code).toBe(0);
+    expect(Object.values((await hwState()).locks)).toEqual(['locked', 'locked', 'locked', 'locked']);
+    expect((await carkey('owner', 'trunk')).code).toBe(0);
+    expect((await hwState()).trunk).toBe('open');
+    const status = await carkey('owner', 'status', '--json');
+    expect(status.code).toBe(0);
+    expect(json(status)).toMatchObject({ status: { drive: 'off', trunk: 'open', keyListVersion: 1 } });
+  });
+
+  it('start needs the PIN: missing and wrong are denied, right starts', async () => {
+    expect((await carkey('owner', 'start')).code).toBe(ExitCode.denied);
+    expect((await carkey('owner', 'start', '--pin', '1234')).code).toBe(ExitCode.denied);
+    expect((await hwState()).drive).toBe('off');
+    const ok = await carkey('owner', 'start', '--pin', '4711');
+    expect(ok.code, ok.stderr).toBe(0);
+    expect((await hwState()).drive).toBe('ready');
+  });
+
+  let friendSerial = '';
+  let friendGrant = new Uint8Array(0);
+
+  it('shares a guest key; the friend unlocks but may not open the trunk', async () => {
+    const who = json(await carkey('friend', 'whoami', '--json'));
+    const share = await carkey('owner', 'share', '--role', 'guest', '--until', '+1d', '--to', String(who.publicKey), '--out', join(rig.dir, 'friend.carkey'), '--json');
+    expect(share.code, share.stderr).toBe(0);
+    const bundle = decodeShare(crypto, String(json(share).share));
+    if (!bundle.ok) throw bundle.error;
+    friendSerial = Buffer.from(bundle.value.grant.serial).toString('hex');
+    friendGrant = bundle.value.grant.bytes;
+    expect((await carkey('friend', 'accept', join(rig.dir, 'friend.carkey'))).code).toBe(0);
+    await carkey('owner', 'lock');
+    const unlock = await carkey('friend', 'unlock');
+    expect(unlock.code, unlock.stderr).toBe(0);
+    expect(Object.values((await hwState()).locks)).toContain('unlocked');
+    expect((await carkey('friend', 'trunk')).code).toBe(ExitCode.denied);
+  });
+
+  it('denies an expired grant and a grant held by someone else', async () => {
+    const late = json(await carkey('late-friend', 'whoami', '--json'));
+    const expired = await carkey('owner', 'share', '--role', 'guest', '--from', '2024-01-01T00:00:00Z', '--until', '2024-01-02T00:00:00Z', '--to', String(late.publicKey), '--json');
+    expect(expired.code, expired.stderr).toBe(0);
+    expect((await carkey('late-friend', 'accept', String(json(expired).share))).code).toBe(0);
+    expect((await carkey('late-friend', 'unlock')).code).toBe(ExitCode.denied);
+    // The CLI will not even store a grant made out to someone else...
+    expect((await carkey('stranger', 'accept', join(rig.dir, 'friend.carkey'))).code).toBe(ExitCode.badInput);
+    // ...and a phone that presents it anyway is refused by the car.
+    const outcome = await rawRequest({ crypto, radio: rig.radio, carIdentityKey: carKey(), identitySeed: new Uint8Array(randomBytes(32)), credential: { kind: 'grant', bytes: friendGrant }, command: 'unlock' });
+    expect(outcome).toEqual({ kind: 'refused', code: 'CK_PROTO_REFUSED' });
+  });
+
+  it('refuses a grant made for another vehicle (generic refusal on the wire)', async () => {
+    const issuerSeed = new Uint8Array(randomBytes(32));
+    const phoneSeed = new Uint8Array(randomBytes(32));
+    const grant = signGrant(crypto, issuerSeed, {
+      vehicleId: new Uint8Array(randomBytes(16)),
+      serial: new Uint8Array(randomBytes(8)),
+      subject: crypto.publicKeyFromSeed(phoneSeed),
+      role: 'driver',
+      permissions: Permission.unlock,
+      notBefore: Date.now() - 60_000,
+      notAfter: Date.now() + 86_400_000,
+    });
+    const outcome = await rawRequest({ crypto, radio: rig.radio, carIdentityKey: carKey(), identitySeed: phoneSeed, credential: { kind: 'grant', bytes: grant.bytes }, command: 'unlock' });
+    expect(outcome).toEqual({ kind: 'refused', code: 'CK_PROTO_REFUSED' });
+  });
+
+  it('revokes the friend over BLE at once; the friend is then refused', async () => {
+    const revoke = await carkey('owner', 'revoke', friendSerial, '--json');
+    expect(revoke.code, revoke.stderr).toBe(0);
+    expect((await carkey('friend', 'unlock')).code).toBe(ExitCode.denied);
+    const status = json(await carkey('owner', 'status', '--json'));
+    expect(status).toMatchObject({ status: { keyListVersion: 2 } });
+  });
+
+  it('queues a revocation made offline and delivers it at the next connection', async () => {
+    const late = json(await carkey('late-friend', 'whoami', '--json'));
+    expect((await carkey('owner', 'revoke', String(late.publicKey), '--offline')).code).toBe(0);
+    expect(json(await carkey('owner', 'keys', '--json'))).toMatchObject({});
+    const status = await carkey('owner', 'status', '--json');
+    expect(status.code).toBe(0);
+    expect(json(status)).toMatchObject({ status: { keyListVersion: 3 } });
+  });
+
+  it('keeps its state across a restart', async () => {
+    expect(await stopProgram(rig.daemon)).toBe(0);
+    await startDaemonProcess(rig);
+    expect((await carkey('owner', 'unlock')).code).toBe(0);
+    expect((await carkey('friend', 'unlock')).code).toBe(ExitCode.denied);
+    expect(json(await carkey('owner', 'status', '--json'))).toMatchObject({ status: { keyListVersion: 3 } });
+  });
+
+  it('the audit log verifies on the car and from the owner phone over BLE', async () => {
+    const local = await runCli('src/cli/carkeyd.js', ['audit', 'verify', '--state', rig.stateDir, '--json']);
+    expect(local.code, local.stderr).toBe(0);
+    expect(json(local)).toMatchObject({ ok: true });
+    expect(Number(json(local).entries)).toBeGreaterThan(10);
+    const remote = await carkey('owner', 'audit', '--verify', '--json');
+    expect(remote.code, remote.stderr).toBe(0);
+    const friend = await carkey('friend', 'audit');
+    expect(friend.code).not.toBe(0);
+  });
+
+  it('serves health, state and metrics on loopback', async () => {
+    const base = String(rig.daemon?.ready.status);
+    expect(base).toMatch(/^http:\/\/127\.0\.0\.1:/);
+    expect(await (await fetch(`${base}/health`)).json()).toEqual({ ok: true });
+    const state = (await (await fetch(`${base}/state`)).json()) as Record<string, unknown>;
+    expect(state).toMatchObject({ paired: true, keyListVersion: 3 });
+    expect(JSON.stringify(state)).not.toMatch(/[0-9a-f]{64}/);
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toMatch(/carkey_decisions_total\{result="allow",reason="none",command="unlock"\} \d+/);
+  });
+});
