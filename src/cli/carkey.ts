@@ -25,9 +25,9 @@ import { CarkeyError, type ErrorCode } from '../core/errors.js';
 import { keyIdOf } from '../core/identity.js';
 import type { DenyCategoryName } from '../core/messages.js';
 import { MAX_AUDIT_PAGE, PIN_PATTERN } from '../core/payloads.js';
-import { Permission, ROLE_MASK, permissionNames, type PermissionName } from '../core/roles.js';
+import { Permission, ROLE_MASK, permissionNames, type CommandName, type PermissionName } from '../core/roles.js';
 import { AuditCollector } from '../phone/audit-page.js';
-import { CarkeyClient, type ClientTimeouts, type DeliveryReport, type Outcome, type VehicleConnection } from '../phone/client.js';
+import { CarkeyClient, chooseCredential, type ClientTimeouts, type DeliveryReport, type Outcome, type VehicleConnection } from '../phone/client.js';
 import { denialHint, describeProgress, describeStatus, describeVehicleKeys, statusView, vehicleKeysView } from '../phone/describe.js';
 import { buildRevocation, isCoveredBy, latestKnownKeyList, parseRevocationTarget, pendingAfterDelivery } from '../phone/key-lists.js';
 import { KeyStore, resolveHome, type PassphraseSource } from '../phone/keystore.js';
@@ -333,33 +333,55 @@ async function pairCommand(ctx: Context, options: PairOptions): Promise<void> {
   }
 }
 
+/** Fail before using the radio when this phone holds no key allowing `command`. */
+function holdsKeyFor(ctx: Context, command: CommandName): (record: VehicleRecord) => void {
+  return (record) => {
+    chooseCredential(record, command, ctx.clock());
+  };
+}
+
 async function simpleCommand(ctx: Context, command: 'unlock' | 'lock' | 'trunk', vehicle: string | undefined): Promise<void> {
   const done = { unlock: 'unlocked', lock: 'locked', trunk: 'opened the trunk of' } as const;
-  await withVehicle(ctx, vehicle, async (connection, delivery, record) => {
-    expectOk(await connection.raw(command), command);
-    ctx.output.result({ vehicle: record.name, command, delivery: deliveryView(delivery) }, `${done[command]} ${record.name}`);
-  });
+  await withVehicle(
+    ctx,
+    vehicle,
+    async (connection, delivery, record) => {
+      expectOk(await connection.raw(command), command);
+      ctx.output.result({ vehicle: record.name, command, delivery: deliveryView(delivery) }, `${done[command]} ${record.name}`);
+    },
+    holdsKeyFor(ctx, command),
+  );
 }
 
 async function startCommand(ctx: Context, options: { vehicle?: string; pin?: string }): Promise<void> {
   if (options.pin !== undefined && !PIN_PATTERN.test(options.pin)) throw new CarkeyError('CK_USAGE', '--pin must be 4 to 8 digits');
-  await withVehicle(ctx, options.vehicle, async (connection, delivery, record) => {
-    let outcome = await connection.start(options.pin);
-    if (outcome.status === 'denied' && outcome.category === 'pin' && options.pin === undefined && ctx.io.interactive) {
-      const pin = await promptLine(ctx.io, 'the car asks for its PIN: ', true);
-      if (!PIN_PATTERN.test(pin)) throw new CarkeyError('CK_USAGE', 'the PIN must be 4 to 8 digits');
-      outcome = await connection.start(pin);
-    }
-    expectOk(outcome, 'start');
-    ctx.output.result({ vehicle: record.name, command: 'start', delivery: deliveryView(delivery) }, `started ${record.name}`);
-  });
+  await withVehicle(
+    ctx,
+    options.vehicle,
+    async (connection, delivery, record) => {
+      let outcome = await connection.start(options.pin);
+      if (outcome.status === 'denied' && outcome.category === 'pin' && options.pin === undefined && ctx.io.interactive) {
+        const pin = await promptLine(ctx.io, 'the car asks for its PIN: ', true);
+        if (!PIN_PATTERN.test(pin)) throw new CarkeyError('CK_USAGE', 'the PIN must be 4 to 8 digits');
+        outcome = await connection.start(pin);
+      }
+      expectOk(outcome, 'start');
+      ctx.output.result({ vehicle: record.name, command: 'start', delivery: deliveryView(delivery) }, `started ${record.name}`);
+    },
+    holdsKeyFor(ctx, 'start'),
+  );
 }
 
 async function statusCommand(ctx: Context, options: { vehicle?: string }): Promise<void> {
-  await withVehicle(ctx, options.vehicle, async (connection, delivery, record) => {
-    const status = expectOk(await connection.status(), 'status');
-    ctx.output.result({ vehicle: record.name, status: statusView(status), delivery: deliveryView(delivery) }, [`${record.name}:`, ...describeStatus(status).map((line) => `  ${line}`)]);
-  });
+  await withVehicle(
+    ctx,
+    options.vehicle,
+    async (connection, delivery, record) => {
+      const status = expectOk(await connection.status(), 'status');
+      ctx.output.result({ vehicle: record.name, status: statusView(status), delivery: deliveryView(delivery) }, [`${record.name}:`, ...describeStatus(status).map((line) => `  ${line}`)]);
+    },
+    holdsKeyFor(ctx, 'status'),
+  );
 }
 
 interface ShareOptions {

@@ -11,6 +11,7 @@
 import { equalBytes, toHex } from './bytes.js';
 import { containsKey, verifyGrant, type Grant, type KeyList } from './credentials.js';
 import type { Crypto } from './crypto/policy.js';
+import { keyIdOf } from './identity.js';
 import { COMMAND_PERMISSION, ROLE_MASK, type CommandName, type RoleName } from './roles.js';
 
 export const DENY_REASONS = [
@@ -116,7 +117,7 @@ export function recognize(
   input: Pick<DecisionInput, 'vehicleId' | 'keyList' | 'peerKey' | 'credential'>,
 ): Recognition {
   const { keyList, credential, peerKey } = input;
-  const subject = credential.kind === 'grant' ? `grant:${toHex(credential.grant.serial)}` : `key:${toHex(peerKey.subarray(0, 8))}`;
+  const subject = credential.kind === 'grant' ? `grant:${toHex(credential.grant.serial)}` : `key:${keyIdOf(crypto, peerKey)}`;
   const no = (reason: DenyReason): Recognition => ({ recognized: false, reason, subject });
   if (keyList === undefined) return no('not-paired');
   if (containsKey(keyList.revokedKeys, peerKey)) return no('key-revoked');

@@ -152,9 +152,8 @@ class Link {
   private closed = false;
 
   constructor(
-    readonly transport: CentralTransport,
-    readonly link: CentralLink,
-    readonly channel: MessageChannel,
+    private readonly link: CentralLink,
+    private readonly channel: MessageChannel,
     private readonly answerMs: number,
   ) {
     link.onClose((reason) => channel.close(new CarkeyError('CK_TRANSPORT_DISCONNECTED', `the car closed the link (${reason})`)));
@@ -209,7 +208,13 @@ export class VehicleConnection {
     } else {
       message = this.session.command(command, args);
     }
-    const answer = await this.link.exchange(message);
+    let answer: Uint8Array;
+    try {
+      answer = await this.link.exchange(message);
+    } catch (error) {
+      this.ended = true; // no answer: the session's state is unknown, so it cannot carry another command
+      throw error;
+    }
     const result = this.session.onResult(answer);
     if (!result.ok) {
       this.ended = true;
@@ -442,7 +447,7 @@ export class CarkeyClient {
     this.progress({ kind: 'found', address: match.address, rssi: match.rssi });
     this.progress({ kind: 'connecting', address: match.address, attempt });
     const link = await transport.connect(match, { timeoutMs: connectMs });
-    return new Link(transport, link, new MessageChannel(centralChunks(link)), answerMs);
+    return new Link(link, new MessageChannel(centralChunks(link)), answerMs);
   }
 
   private async withRetries<T>(attempt: (n: number) => Promise<T>): Promise<T> {

@@ -35,6 +35,7 @@ import {
   type NobleCharacteristic,
   type NoblePeripheral,
 } from './ble-load.js';
+import { ChunkInbox, OnceEvent, type HandlerErrorSink } from './sim-events.js';
 import { GATT, type CentralLink, type CentralTransport, type CloseReason, type Discovery, type ScanOptions, type Unsubscribe } from './types.js';
 
 export interface BleCentralOptions {
@@ -89,28 +90,12 @@ function within<T>(promise: Promise<T>, timeoutMs: number, onTimeout: () => Cark
   return Promise.race(racers).finally(() => clearTimeout(timer));
 }
 
-class Handlers<T extends unknown[]> {
-  private readonly set = new Set<(...args: T) => void>();
-  add(handler: (...args: T) => void): Unsubscribe {
-    this.set.add(handler);
-    return () => {
-      this.set.delete(handler);
-    };
-  }
-  emit(...args: T): void {
-    for (const handler of [...this.set]) handler(...args);
-  }
-  clear(): void {
-    this.set.clear();
-  }
-}
-
 class NobleLink implements CentralLink {
   private closedWith: CloseReason | undefined;
   private localDisconnect = false;
   private writing: Promise<void> = Promise.resolve();
-  private readonly chunkHandlers = new Handlers<[Uint8Array]>();
-  private readonly closeHandlers = new Handlers<[CloseReason]>();
+  private readonly chunks: ChunkInbox;
+  private readonly closed: OnceEvent<CloseReason>;
   private readonly closedSignal: Promise<never>;
   private signalClosed: (error: CarkeyError) => void = () => undefined;
   private readonly detach: (() => void)[] = [];
@@ -122,14 +107,17 @@ class NobleLink implements CentralLink {
     private readonly linkMtu: number,
     private readonly writeTimeoutMs: number,
     private readonly forget: (link: NobleLink) => void,
+    onHandlerError: HandlerErrorSink,
   ) {
+    this.chunks = new ChunkInbox(onHandlerError);
+    this.closed = new OnceEvent(onHandlerError);
     this.closedSignal = new Promise<never>((_resolve, reject) => {
       this.signalClosed = reject;
     });
     this.closedSignal.catch(() => undefined);
     const onData = (data: unknown, isNotification: unknown): void => {
       if (this.closedWith !== undefined || isNotification === false || !Buffer.isBuffer(data)) return;
-      this.chunkHandlers.emit(new Uint8Array(data));
+      this.chunks.push(Uint8Array.from(data));
     };
     notifyCharacteristic.on('data', onData);
     this.detach.push(() => notifyCharacteristic.removeListener('data', onData));
@@ -166,11 +154,11 @@ class NobleLink implements CentralLink {
   }
 
   onChunk(handler: (chunk: Uint8Array) => void): Unsubscribe {
-    return this.chunkHandlers.add(handler);
+    return this.chunks.add(handler);
   }
 
   onClose(handler: (reason: CloseReason) => void): Unsubscribe {
-    return this.closeHandlers.add(handler);
+    return this.closed.add(handler);
   }
 
   async disconnect(): Promise<void> {
@@ -190,9 +178,7 @@ class NobleLink implements CentralLink {
     for (const undo of this.detach.splice(0)) undo();
     this.signalClosed(new CarkeyError('CK_TRANSPORT_DISCONNECTED', `link closed (${reason})`));
     this.forget(this);
-    this.closeHandlers.emit(reason);
-    this.chunkHandlers.clear();
-    this.closeHandlers.clear();
+    this.closed.fire(reason);
   }
 }
 
@@ -202,6 +188,9 @@ class NobleCentral implements CentralTransport {
   private scanning = false;
   private closed = false;
   private readonly detach: (() => void)[] = [];
+  // a throwing handler must never reach noble's HCI data path (it would crash the process)
+  private readonly onHandlerError: HandlerErrorSink = (error) =>
+    this.logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'ble: a link handler threw');
 
   constructor(
     private readonly noble: NobleApi,
@@ -238,8 +227,14 @@ class NobleCentral implements CentralTransport {
           const discovery = toDiscovery(peripheral);
           this.peripherals.set(discovery.address, peripheral);
           seen.set(discovery.address, discovery);
-          options.onDiscovery?.(discovery);
-          if (options.accept?.(discovery) === true) {
+          let accepted = false;
+          try {
+            options.onDiscovery?.(discovery);
+            accepted = options.accept?.(discovery) === true;
+          } catch (error) {
+            this.onHandlerError(error);
+          }
+          if (accepted) {
             match = discovery;
             clearTimeout(timer);
             resolve();
@@ -306,7 +301,7 @@ class NobleCentral implements CentralTransport {
       // ATT requests are queued in order, so the MTU exchange noble started on connect is done by now.
       const negotiated = peripheral.mtu ?? 23;
       const mtu = Math.max(23, Math.min(negotiated, options.mtu ?? negotiated));
-      const link = new NobleLink(peripheral, writeCharacteristic, notifyCharacteristic, mtu, this.writeTimeoutMs, (l) => this.links.delete(l));
+      const link = new NobleLink(peripheral, writeCharacteristic, notifyCharacteristic, mtu, this.writeTimeoutMs, (l) => this.links.delete(l), this.onHandlerError);
       try {
         await within(notifyCharacteristic.subscribeAsync(), remaining(), timeout('subscribing on'), lostSignal);
       } catch (error) {

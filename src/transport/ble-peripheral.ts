@@ -39,6 +39,7 @@ import {
   type BleLogger,
   type BlenoApi,
 } from './ble-load.js';
+import { ChunkInbox, Handlers, OnceEvent, type HandlerErrorSink } from './sim-events.js';
 import { GATT, type Advertisement, type CloseReason, type PeripheralLink, type PeripheralTransport, type Unsubscribe } from './types.js';
 
 export interface BlePeripheralOptions {
@@ -61,6 +62,7 @@ export const MAX_SERVICE_DATA = 10;
 export const MAX_LOCAL_NAME = 11;
 
 const DEFAULT_MAX_MTU = 256;
+const DISCONNECT_TIMEOUT_MS = 2000;
 const RSSI_NOT_AVAILABLE = 127;
 
 const AD_FLAGS = 0x01;
@@ -112,23 +114,6 @@ export function encodeAdvertisement(advertisement: Advertisement): { readonly ad
   return { advertisementData, scanData: Buffer.concat(scanParts) };
 }
 
-/** Registry of handlers with unsubscribe functions. */
-class Handlers<T extends unknown[]> {
-  private readonly set = new Set<(...args: T) => void>();
-  add(handler: (...args: T) => void): Unsubscribe {
-    this.set.add(handler);
-    return () => {
-      this.set.delete(handler);
-    };
-  }
-  emit(...args: T): void {
-    for (const handler of [...this.set]) handler(...args);
-  }
-  clear(): void {
-    this.set.clear();
-  }
-}
-
 let linkCounter = 0;
 
 class BlenoLink implements PeripheralLink {
@@ -138,20 +123,24 @@ class BlenoLink implements PeripheralLink {
   private sendNotification: ((data: Buffer) => void) | undefined;
   private closedWith: CloseReason | undefined;
   private localDisconnect = false;
-  private readonly chunkHandlers = new Handlers<[Uint8Array]>();
-  private readonly subscribedHandlers = new Handlers<[]>();
-  private readonly closeHandlers = new Handlers<[CloseReason]>();
+  private readonly chunks: ChunkInbox;
+  private readonly subscribed: OnceEvent<undefined>;
+  private readonly closed: OnceEvent<CloseReason>;
 
   constructor(
     readonly clientAddress: string,
     private readonly maxMtu: number,
     private readonly dropConnection: () => void,
+    onHandlerError: HandlerErrorSink,
   ) {
     linkCounter += 1;
     this.id = `ble-${linkCounter}-${clientAddress}`;
+    this.chunks = new ChunkInbox(onHandlerError);
+    this.subscribed = new OnceEvent(onHandlerError);
+    this.closed = new OnceEvent(onHandlerError);
   }
 
-  get closed(): boolean {
+  get isClosed(): boolean {
     return this.closedWith !== undefined;
   }
 
@@ -164,15 +153,15 @@ class BlenoLink implements PeripheralLink {
   }
 
   onChunk(handler: (chunk: Uint8Array) => void): Unsubscribe {
-    return this.chunkHandlers.add(handler);
+    return this.chunks.add(handler);
   }
 
   onSubscribed(handler: () => void): Unsubscribe {
-    return this.subscribedHandlers.add(handler);
+    return this.subscribed.add(() => handler());
   }
 
   onClose(handler: (reason: CloseReason) => void): Unsubscribe {
-    return this.closeHandlers.add(handler);
+    return this.closed.add(handler);
   }
 
   notify(chunk: Uint8Array): Promise<void> {
@@ -186,12 +175,20 @@ class BlenoLink implements PeripheralLink {
     return Promise.resolve();
   }
 
+  /** Resolves once the controller reported the disconnection (or after DISCONNECT_TIMEOUT_MS, closing anyway). */
   disconnect(): Promise<void> {
-    if (this.closedWith === undefined && !this.localDisconnect) {
+    if (this.closedWith !== undefined) return Promise.resolve();
+    if (!this.localDisconnect) {
       this.localDisconnect = true;
       this.dropConnection();
     }
-    return Promise.resolve();
+    return new Promise<void>((resolve) => {
+      const timer = setTimeout(() => this.close('local'), DISCONNECT_TIMEOUT_MS);
+      this.closed.add(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   // --- driven by the transport ---
@@ -206,13 +203,13 @@ class BlenoLink implements PeripheralLink {
 
   deliverChunk(data: Buffer): void {
     if (this.closedWith !== undefined) return;
-    this.chunkHandlers.emit(new Uint8Array(data));
+    this.chunks.push(Uint8Array.from(data));
   }
 
   subscribe(sendNotification: (data: Buffer) => void): void {
     if (this.closedWith !== undefined) return;
     this.sendNotification = sendNotification;
-    this.subscribedHandlers.emit();
+    this.subscribed.fire(undefined);
   }
 
   unsubscribe(): void {
@@ -224,22 +221,21 @@ class BlenoLink implements PeripheralLink {
     const why = reason ?? (this.localDisconnect ? 'local' : 'remote');
     this.closedWith = why;
     this.sendNotification = undefined;
-    this.closeHandlers.emit(why);
-    this.chunkHandlers.clear();
-    this.subscribedHandlers.clear();
-    this.closeHandlers.clear();
+    this.closed.fire(why);
   }
 }
 
 type AdvertisingState = 'idle' | 'advertising' | 'paused-for-link';
 
 class BlenoPeripheral implements PeripheralTransport {
-  private readonly linkHandlers = new Handlers<[PeripheralLink]>();
+  private readonly linkHandlers: Handlers<[PeripheralLink]>;
+  private readonly onHandlerError: HandlerErrorSink;
   private readonly detach: (() => void)[] = [];
   private link: BlenoLink | undefined;
   private advertisement: Advertisement | undefined;
   private advertising: AdvertisingState = 'idle';
   private started = false;
+  private stopped = false;
   private rssiTimer: NodeJS.Timeout | undefined;
   /** Serialises advertising commands so bleno's single advertisingStart/Stop events match their callers. */
   private advertisingQueue: Promise<void> = Promise.resolve();
@@ -250,7 +246,11 @@ class BlenoPeripheral implements PeripheralTransport {
     private readonly logger: BleLogger,
     private readonly rssiIntervalMs: number,
     private readonly closeSockets: boolean,
-  ) {}
+  ) {
+    // a throwing handler must never reach bleno's HCI data path (it would crash the process)
+    this.onHandlerError = (error) => logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'ble: a link handler threw');
+    this.linkHandlers = new Handlers(this.onHandlerError);
+  }
 
   async install(): Promise<void> {
     const { bleno } = this;
@@ -259,7 +259,7 @@ class BlenoPeripheral implements PeripheralTransport {
       properties: ['write', 'writeWithoutResponse'],
       onWriteRequest: (data, offset, _withoutResponse, callback) => {
         const link = this.link;
-        if (offset !== 0 || link === undefined || link.closed) {
+        if (offset !== 0 || link === undefined || link.isClosed) {
           callback(ATT_RESULT.unlikelyError);
           return;
         }
@@ -295,17 +295,19 @@ class BlenoPeripheral implements PeripheralTransport {
   }
 
   start(advertisement: Advertisement): Promise<void> {
+    if (this.stopped) return Promise.reject(new CarkeyError('CK_TRANSPORT_NOT_STARTED', 'this BLE peripheral was stopped'));
+    if (this.started) return Promise.reject(new CarkeyError('CK_CONFIG_INVALID', 'BLE peripheral already started; use setAdvertisement'));
     this.started = true;
     this.advertisement = advertisement;
     return this.enqueue(() => this.advertise(advertisement));
   }
 
-  setAdvertisement(advertisement: Advertisement): Promise<void> {
-    if (!this.started) return Promise.reject(new CarkeyError('CK_TRANSPORT_NOT_STARTED'));
+  async setAdvertisement(advertisement: Advertisement): Promise<void> {
+    if (!this.started) throw new CarkeyError('CK_TRANSPORT_NOT_STARTED');
     encodeAdvertisement(advertisement); // validate now, even if applied later
     this.advertisement = advertisement;
-    if (this.link !== undefined) return Promise.resolve(); // applied when the link ends
-    return this.enqueue(async () => {
+    if (this.link !== undefined) return; // applied when the link ends
+    await this.enqueue(async () => {
       await this.stopAdvertising();
       await this.advertise(advertisement);
     });
@@ -315,8 +317,10 @@ class BlenoPeripheral implements PeripheralTransport {
     return this.linkHandlers.add(handler);
   }
 
+  /** Final: a stopped peripheral cannot be started again (create a new one). */
   async stop(): Promise<void> {
-    if (!this.started && this.detach.length === 0) return;
+    if (this.stopped) return;
+    this.stopped = true;
     this.started = false;
     await this.enqueue(() => this.stopAdvertising());
     const link = this.link;
@@ -364,13 +368,13 @@ class BlenoPeripheral implements PeripheralTransport {
   }
 
   private onAccept(clientAddress: string): void {
-    if (this.link !== undefined && !this.link.closed) {
+    if (this.link !== undefined && !this.link.isClosed) {
       this.logger.warn({ clientAddress, current: this.link.clientAddress }, 'ble: second central accepted; bleno supports one, dropping the old link');
       this.link.close('error');
     }
     // a connectable advertisement ends when a central connects
     if (this.advertising === 'advertising') this.advertising = 'paused-for-link';
-    const link = new BlenoLink(clientAddress, this.maxMtu, () => this.bleno.disconnect());
+    const link = new BlenoLink(clientAddress, this.maxMtu, () => this.bleno.disconnect(), this.onHandlerError);
     this.link = link;
     this.startRssiPolling();
     this.logger.debug({ link: link.id }, 'ble: central connected');

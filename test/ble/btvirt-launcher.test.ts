@@ -4,7 +4,7 @@
  * when the launching process is killed.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,12 +26,18 @@ function failureReason(error: unknown): unknown {
   return isCarkeyError(error, 'CK_TRANSPORT_EMULATOR_UNAVAILABLE') ? error.details?.reason : `unexpected: ${String(error)}`;
 }
 
+/** Running (a zombie waiting to be reaped by init counts as gone). */
 function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch {
     return false;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return true;
   }
 }
 

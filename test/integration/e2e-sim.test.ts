@@ -14,7 +14,7 @@ import { createCrypto } from '../../src/core/crypto/index.js';
 import { ExitCode } from '../../src/core/errors.js';
 import { Permission } from '../../src/core/roles.js';
 import { decodeShare } from '../../src/phone/share.js';
-import { hardwareCtl, runCli, startDaemonProcess, startRig, stopProgram, stopRig, type CarRig, type CliResult } from '../helpers/e2e.js';
+import { hardwareCtl, runCli, startDaemonProcess, startRig, stopProgram, stopRig, type CarRig, type CliResult } from '../../firmware-sim/rig.js';
 import { rawRequest } from '../helpers/raw-phone.js';
 
 const crypto = createCrypto('node');
@@ -91,7 +91,7 @@ describe('carkey end to end over the simulated radio', () => {
   });
 
   let friendSerial = '';
-  let friendGrant = new Uint8Array(0);
+  let friendGrant: Uint8Array = new Uint8Array(0);
 
   it('shares a guest key; the friend unlocks but may not open the trunk', async () => {
     const who = json(await carkey('friend', 'whoami', '--json'));

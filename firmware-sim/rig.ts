@@ -1,19 +1,31 @@
 /**
- * End-to-end harness: real processes over real sockets. Starts the sim radio
- * broker, the simulated body controller and carkeyd as separate processes
- * (compiled dist/ programs), runs the `carkey` CLI as a user would, and
- * drives the car's button/keycard through the hardware control CLI.
+ * The simulated car rig: real processes over real sockets. Starts the sim
+ * radio broker, the simulated body controller and carkeyd as separate
+ * processes (compiled dist/ programs), runs the `carkey` CLI as a user would,
+ * and drives the car's button/keycard through the hardware control CLI.
+ * Used by the demo (`npm run demo`) and the end-to-end tests.
  *
  * Guarantees: every process it starts is killed in `stop()`; every temp dir
  * is removed; a process that exits early or never prints its ready line fails
  * the test with its stderr attached.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 
-export const REPO = resolve(import.meta.dirname, '..', '..');
+/** The repository root, found from this file in source (firmware-sim/) or compiled (dist/firmware-sim/) form. */
+function findRepo(start: string): string {
+  let dir = start;
+  while (!existsSync(join(dir, 'package.json'))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`cannot find the carkey repository above ${start}`);
+    dir = parent;
+  }
+  return dir;
+}
+
+export const REPO = findRepo(import.meta.dirname);
 export const DIST = join(REPO, 'dist');
 
 export interface Started {
