@@ -165,7 +165,7 @@ describe('decoders never throw', () => {
       fc.property(input, (bytes) => {
         typed(decode(bytes));
       }),
-      propertyRuns(1500),
+      propertyRuns(1000),
     );
   });
 
@@ -361,7 +361,7 @@ describe('PhoneSession and PhonePairing never throw on radio input', () => {
       fc.property(fc.uint8Array({ maxLength: MAX_KEY_LIST_LENGTH, size: 'max' }), fc.string({ unit: 'binary', maxLength: 8 }), (list, name) => {
         expect(opened.pairing.confirm(list, name).length).toBeGreaterThan(22);
       }),
-      propertyRuns(25),
+      propertyRuns(10),
     );
   });
 });

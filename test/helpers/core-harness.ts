@@ -11,13 +11,14 @@
  * code. It throws only when the state machines do something no test expects
  * (an event of the wrong kind), which fails the calling test loudly.
  */
-import { concatBytes } from '../../src/core/bytes.js';
+import { concatBytes, equalBytes } from '../../src/core/bytes.js';
 import { deriveSessionKeys, SealedChannel } from '../../src/core/channel-keys.js';
 import { Writer } from '../../src/core/codec.js';
 import {
+  acceptKeyList,
+  containsKey,
   CREDENTIAL_FORMAT,
   decodeKeyList,
-  acceptKeyList,
   signGrant,
   signKeyList,
   type Grant,
@@ -41,7 +42,7 @@ import {
   type RequestBody,
 } from '../../src/core/messages.js';
 import { PhonePairing, PhoneSession, type CommandResult, type PairingOutcome, type PhoneCredential } from '../../src/core/phone-session.js';
-import { Command, Role, type CommandName } from '../../src/core/roles.js';
+import { Command, Permission, Role, type CommandName } from '../../src/core/roles.js';
 import { VehicleSession, type Outcome, type VehicleContext, type VehicleEvent } from '../../src/core/vehicle-session.js';
 import { fixedSeed, seededRandom } from './core-fixtures.js';
 
@@ -110,7 +111,7 @@ export function grantFor(world: World, subject: Party, fields: GrantFields = {},
     serial: Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 1),
     subject: subject.publicKey,
     role: 'guest',
-    permissions: 0x0001 | 0x0002,
+    permissions: Permission.unlock | Permission.lock,
     notBefore: T0 - DAY_MS,
     notAfter: T0 + DAY_MS,
     ...fields,
@@ -408,7 +409,7 @@ export function runPairing(world: World, options: PairingOptions = {}): PairingE
   const carList = ready.value.length === 0 ? undefined : decodeKeyList(ready.value);
   if (carList !== undefined && !carList.ok) return stop('PAIR_READY', 'phone', carList.error.code);
   const previousOwners = carList?.value.owners ?? [];
-  const owners = previousOwners.some((owner) => owner.every((byte, i) => byte === who.publicKey[i])) ? previousOwners : [...previousOwners, who.publicKey];
+  const owners = containsKey(previousOwners, who.publicKey) ? previousOwners : [...previousOwners, who.publicKey];
   const proposed = signList(world, who, { version: (carList?.value.version ?? 0) + 1, owners });
   const confirmEvent = car.handle(send('PAIR_CONFIRM', pairing.confirm(proposed.bytes, options.name ?? who.name)), context);
   if (confirmEvent.kind === 'refuse') {
@@ -418,7 +419,7 @@ export function runPairing(world: World, options: PairingOptions = {}): PairingE
   const confirm = expectEvent(confirmEvent, 'pair-confirm');
   const decoded = decodeKeyList(confirm.keyList);
   const accepted = decoded.ok ? acceptKeyList(crypto, decoded.value, options.current, world.vehicleId, { viaPairing: true }) : decoded;
-  const peerIsOwner = accepted.ok && accepted.value.owners.some((owner) => owner.every((byte, i) => byte === confirm.peerKey[i]));
+  const peerIsOwner = accepted.ok && containsKey(accepted.value.owners, confirm.peerKey);
   if (!accepted.ok || !peerIsOwner) {
     const reply = car.finishPairing({ accepted: false, error: new CarkeyError('CK_KEYLIST_NOT_OWNER') });
     return stop('PAIR_CONFIRM', 'car', accepted.ok ? 'CK_KEYLIST_NOT_OWNER' : accepted.error.code, { carReply: reply });
@@ -442,7 +443,7 @@ function recorded<N extends string>(messages: Partial<Record<N, Uint8Array | und
 }
 
 function sameBytes(a: Uint8Array, b: Uint8Array, what: string): void {
-  if (a.length !== b.length || a.some((byte, i) => byte !== b[i])) throw new Error(`replay diverged from the recording at ${what}`);
+  if (!equalBytes(a, b)) throw new Error(`replay diverged from the recording at ${what}`);
 }
 
 /** A car that has received the recorded messages before `stage` (and answered the REQUEST with ok). */
@@ -594,7 +595,7 @@ export function openPairing(world: World, seedLabel: string, who: Party = world.
 }
 
 export function isRefuseBytes(bytes: Uint8Array | undefined): boolean {
-  return bytes !== undefined && bytes.length === REFUSE_BYTES.length && bytes.every((byte, i) => byte === REFUSE_BYTES[i]);
+  return bytes !== undefined && equalBytes(bytes, REFUSE_BYTES);
 }
 
 /** Seal a REQUEST with the hand-built phone keys: `body` signed by `signer` over `th` (zero signature when no signer). */
