@@ -26,7 +26,7 @@ import './crypto.bench.js';
 // ---------------------------------------------------------------------------
 // Full vehicle-side unlock (lead): register it in test/bench/unlock.bench.ts,
 // then add here:
-//   import './unlock.bench.js';
+import './unlock.bench.js';
 // ---------------------------------------------------------------------------
 
 async function main(argv: readonly string[]): Promise<number> {
