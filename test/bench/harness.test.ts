@@ -54,7 +54,8 @@ describe('statistics', () => {
 
   it('summarize sorts, and derives ops/s from the wall time', () => {
     const r = summarize('x', [5, 1, 3, 2, 4], 20);
-    expect(r).toEqual({ name: 'x', samples: 5, elapsedNs: 20, opsPerSecond: 250_000_000, meanNs: 3, medianNs: 3, p99Ns: 5, minNs: 1, maxNs: 5 });
+    expect(r).toEqual({ name: 'x', samples: 5, elapsedNs: 20, opsPerSecond: 250_000_000, meanNs: 3, medianNs: 3, p99Ns: 5, minNs: 1, maxNs: 5, cpuNsPerOp: undefined });
+    expect(summarize('y', [1, 1], 4, 10).cpuNsPerOp).toBe(5);
   });
 
   it('formats durations in sensible units', () => {
@@ -118,6 +119,17 @@ describe('measure (fake clock)', () => {
     expect(result.elapsedNs).toBe(100_000);
     expect(result.opsPerSecond).toBe(500_000);
     expect(calls).toBe(3 + 50);
+    expect(result.cpuNsPerOp).toBeUndefined();
+  });
+
+  it('reports CPU time per op from the CPU clock over the timed phase', async () => {
+    const clock = fakeClock(1000n);
+    let cpuMicros = 0;
+    const cpuTime = (): number => cpuMicros;
+    // Each op burns 3 µs of CPU; warm-up CPU is not counted.
+    const result = await measure('cpu', () => (cpuMicros += 3), options(clock.now, { cpuTime }));
+    expect(result.samples).toBe(50);
+    expect(result.cpuNsPerOp).toBe(3000);
   });
 
   it('keeps sampling past the duration until the minimum sample count', async () => {
@@ -195,12 +207,12 @@ describe('runBenchmarks', () => {
       date: '2025-01-01T00:00:00.000Z',
       machine: { cpuModel: 'Test CPU', cores: 2, platform: 'linux', arch: 'x64', node: 'v20.0.0', openssl: '3.0.0', v8: '11', memoryMiB: 1024, loadAverage: 3.5 },
       settings: { seconds: 2, warmupSeconds: 0.5, filter: undefined, timerOverheadNs: 40 },
-      results: [summarize('ed25519-sign/node', [50_000, 50_000], 100_000)],
+      results: [summarize('ed25519-sign/node', [50_000, 50_000], 100_000, 90_000)],
     });
     expect(text).toContain('Test CPU, 2 cores');
     expect(text).toContain('Node v20.0.0');
     expect(text).toContain('load average 3.5 at start (machine busy');
-    expect(text).toMatch(/ed25519-sign\/node\s+20,000\s+50\.0 µs\s+50\.0 µs\s+2/);
+    expect(text).toMatch(/ed25519-sign\/node\s+20,000\s+50\.0 µs\s+50\.0 µs\s+45\.0 µs\s+2/);
   });
 });
 
@@ -257,6 +269,7 @@ describe('dist/test/bench/run.js', () => {
       expect(r.samples).toEqual(expect.any(Number));
       expect(r.samples).toBeGreaterThanOrEqual(20);
       expect(r.opsPerSecond).toBeGreaterThan(0);
+      expect(r.cpuNsPerOp).toBeGreaterThan(0);
     }
     expect(stderr).toContain('running sha512-1KiB/node');
   });

@@ -11,6 +11,9 @@
  *   the timed phase (so it includes the two clock reads per op, whose cost is
  *   measured and printed); median and p99 are nearest-rank percentiles of the
  *   per-op times. An op that returns a promise is awaited inside its timing.
+ *   Process CPU time per op (user + system, all threads of the process, so
+ *   GC is included) is reported too: unlike wall time it hardly moves when
+ *   other programs compete for the CPU.
  * - Pure parts (argument parsing, statistics, formatting) are separate from
  *   the clock and the registry, and the clock is injectable, so they are tested.
  */
@@ -141,6 +144,8 @@ export interface BenchResult {
   readonly p99Ns: number;
   readonly minNs: number;
   readonly maxNs: number;
+  /** Process CPU time (user + system) per op during the timed phase, ns; undefined without a CPU clock. */
+  readonly cpuNsPerOp: number | undefined;
 }
 
 /** Nearest-rank percentile (q in (0, 1]) of an ascending, non-empty array. */
@@ -151,7 +156,7 @@ export function percentile(sortedAscending: ArrayLike<number>, q: number): numbe
   return sortedAscending[rank - 1] ?? Number.NaN;
 }
 
-export function summarize(name: string, samplesNs: ArrayLike<number>, elapsedNs: number): BenchResult {
+export function summarize(name: string, samplesNs: ArrayLike<number>, elapsedNs: number, cpuNs?: number): BenchResult {
   const sorted = Float64Array.from(samplesNs).sort();
   if (sorted.length === 0) throw new RangeError(`benchmark ${name} produced no samples`);
   let total = 0;
@@ -166,6 +171,7 @@ export function summarize(name: string, samplesNs: ArrayLike<number>, elapsedNs:
     p99Ns: percentile(sorted, 0.99),
     minNs: sorted[0] ?? Number.NaN,
     maxNs: sorted[sorted.length - 1] ?? Number.NaN,
+    cpuNsPerOp: cpuNs === undefined ? undefined : cpuNs / sorted.length,
   };
 }
 
@@ -173,6 +179,13 @@ export function summarize(name: string, samplesNs: ArrayLike<number>, elapsedNs:
 
 export type NanoClock = () => bigint;
 export const hrtimeClock: NanoClock = () => process.hrtime.bigint();
+
+/** Process CPU time used so far (user + system), microseconds. */
+export type CpuClock = () => number;
+export const processCpuClock: CpuClock = () => {
+  const { user, system } = process.cpuUsage();
+  return user + system;
+};
 
 export interface TimingOptions {
   /** Minimum timed duration per benchmark. */
@@ -186,13 +199,15 @@ export interface TimingOptions {
   /** Hard cap on samples, so a nanosecond op cannot exhaust memory. */
   readonly maxSamples: number;
   readonly now: NanoClock;
+  /** Optional CPU-time clock; without it `cpuNsPerOp` is undefined. */
+  readonly cpuTime?: CpuClock;
   /** Called before each benchmark (progress on stderr). */
   readonly onStart?: (name: string) => void;
 }
 
 /** Warm-up is a quarter of the timed duration, at most one second. */
-export function timingFor(seconds: number, now: NanoClock = hrtimeClock): TimingOptions {
-  return { seconds, warmupSeconds: Math.min(1, seconds / 4), minSamples: 20, minWarmup: 3, maxSamples: 5_000_000, now };
+export function timingFor(seconds: number, now: NanoClock = hrtimeClock, cpuTime: CpuClock | undefined = processCpuClock): TimingOptions {
+  return { seconds, warmupSeconds: Math.min(1, seconds / 4), minSamples: 20, minWarmup: 3, maxSamples: 5_000_000, now, cpuTime };
 }
 
 /** Keeps results reachable so the engine cannot drop an op as dead code. */
@@ -223,6 +238,7 @@ export async function measure(name: string, op: BenchOp, options: TimingOptions)
   const durationNs = BigInt(Math.round(options.seconds * 1e9));
   let samples = new Float64Array(1024);
   let count = 0;
+  const cpuBegin = options.cpuTime?.();
   const begin = now();
   let elapsed = 0n;
   while ((count < options.minSamples || elapsed < durationNs) && count < options.maxSamples) {
@@ -239,7 +255,9 @@ export async function measure(name: string, op: BenchOp, options: TimingOptions)
     count += 1;
     elapsed = end - begin;
   }
-  return summarize(name, samples.subarray(0, count), Number(elapsed));
+  const cpuEnd = options.cpuTime?.();
+  const cpuNs = cpuBegin === undefined || cpuEnd === undefined ? undefined : (cpuEnd - cpuBegin) * 1000;
+  return summarize(name, samples.subarray(0, count), Number(elapsed), cpuNs);
 }
 
 /**
@@ -332,8 +350,15 @@ function formatRate(perSecond: number): string {
 export function formatReport(report: BenchReport): string {
   const m = report.machine;
   const s = report.settings;
-  const header = ['benchmark', 'ops/s', 'median', 'p99', 'samples'];
-  const rows = report.results.map((r) => [r.name, formatRate(r.opsPerSecond), formatDuration(r.medianNs), formatDuration(r.p99Ns), r.samples.toLocaleString('en-US')]);
+  const header = ['benchmark', 'ops/s', 'median', 'p99', 'cpu/op', 'samples'];
+  const rows = report.results.map((r) => [
+    r.name,
+    formatRate(r.opsPerSecond),
+    formatDuration(r.medianNs),
+    formatDuration(r.p99Ns),
+    r.cpuNsPerOp === undefined ? '-' : formatDuration(r.cpuNsPerOp),
+    r.samples.toLocaleString('en-US'),
+  ]);
   const widths = header.map((title, col) => Math.max(title.length, ...rows.map((row) => (row[col] ?? '').length)));
   const line = (cells: readonly string[]): string =>
     cells.map((cell, col) => (col === 0 ? cell.padEnd(widths[col] ?? 0) : cell.padStart(widths[col] ?? 0))).join('  ').trimEnd();

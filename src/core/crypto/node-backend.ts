@@ -2,16 +2,17 @@
  * Fast crypto backend on node:crypto (OpenSSL): the default where it exists.
  *
  * Guarantees: byte-identical to the tweetnacl backend (same Ed25519 signatures
- * from the same seed, same X25519 outputs, same SHA-512); ~150x faster for
- * signatures. OpenSSL has no XSalsa20-Poly1305, so secretbox is tweetnacl's
- * here too (it is cheap next to the public-key operations). Raw keys are
- * imported through JWK (see `privateKey`); verify and X25519 never
- * throw: OpenSSL's refusal of a key or an all-zero X25519 result becomes
- * `false` / all-zero output, as in tweetnacl.
+ * from the same seed, same X25519 outputs, same SHA-512); 70-115x faster for
+ * Ed25519 and 8-18x for X25519 (docs/performance.md). OpenSSL has no
+ * XSalsa20-Poly1305, so secretbox is tweetnacl's here too (it is cheap next to
+ * the public-key operations). Raw keys are imported through JWK (see
+ * `privateKey`); verify and X25519 never throw: OpenSSL's refusal of a key or
+ * an all-zero X25519 result becomes `false` / all-zero output, as in tweetnacl.
  *
  * node:crypto is computation, not I/O: importing it keeps src/core pure.
  */
 import { createHash, createPrivateKey, createPublicKey, diffieHellman, sign, verify, type KeyObject } from 'node:crypto';
+import { CarkeyError } from '../errors.js';
 import type { CryptoBackend } from './backend.js';
 import { tweetnaclBackend } from './tweetnacl-backend.js';
 
@@ -26,8 +27,8 @@ function base64url(raw: Uint8Array): string {
 
 /**
  * Raw 32-byte private key -> KeyObject, through JWK rather than PKCS#8 DER:
- * on Node 20 / OpenSSL 3.0 the DER path costs ~320 us per key (OpenSSL 3's
- * decoder chain), JWK ~26 us, and a key is built per sign / X25519 call.
+ * on Node 20 / OpenSSL 3.0 the DER path costs ~320 us per key, JWK ~26 us
+ * (docs/performance.md), and a key is built per sign / X25519 call.
  * Node imports an OKP JWK with `d` as a raw private key (lib/internal/crypto/
  * keys.js, getKeyObjectHandleFromJwk -> initEDRaw(crv, d)); `x` is only
  * type-checked, and the public key is derived from `d`. The vector and
@@ -44,7 +45,7 @@ function publicKey(crv: OkpCurve, raw: Uint8Array): KeyObject {
 
 function rawPublicKey(key: KeyObject): Uint8Array {
   const { x } = key.export({ format: 'jwk' });
-  if (typeof x !== 'string') throw new TypeError('OKP public key export has no x');
+  if (typeof x !== 'string') throw new CarkeyError('CK_INTERNAL', 'OKP public key export has no x');
   return new Uint8Array(Buffer.from(x, 'base64url'));
 }
 
