@@ -16,8 +16,9 @@
  *   delivered before `start()`; after `setFilter` the kernel's raw-socket
  *   filter semantics apply (before it, everything is delivered).
  * - `isDevUp()` turns false once the connection closes, so noble/bleno report
- *   `poweredOff` on their next poll. Every socket opened by a class from
- *   `createH4HciSocketClass` can be closed with that class's `closeAll()`.
+ *   `poweredOff` on their next poll. `capture()` tells which sockets a library
+ *   constructed (so one transport can close its own and no other's);
+ *   `closeAll()` closes every socket of the class.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -48,9 +49,16 @@ export interface HciSocketLike extends EventEmitter {
   getDeviceList(): HciDeviceInfo[];
 }
 
-/** What `createH4HciSocketClass` returns: a constructor plus a way to close every socket it made. */
+/** A stand-in socket; `close()` drops its connection (its emulated controller disappears). */
+export interface ClosableHciSocket extends HciSocketLike {
+  close(): void;
+}
+
+/** What `createH4HciSocketClass` returns: a constructor plus ways to find and close the sockets it made. */
 export interface H4HciSocketClass {
-  new (): HciSocketLike;
+  new (): ClosableHciSocket;
+  /** Run `create` and return, with its result, every socket constructed during it (to close them later). */
+  capture<T>(create: () => T): { readonly result: T; readonly sockets: readonly ClosableHciSocket[] };
   /** Close every connection opened through this class (idempotent). */
   closeAll(): void;
   /** The UNIX socket path the class connects to. */
@@ -62,8 +70,9 @@ type Mode = 'unbound' | 'data' | 'control';
 /** Build a bluetooth-hci-socket replacement class bound to `socketPath`. */
 export function createH4HciSocketClass(socketPath: string): H4HciSocketClass {
   const live = new Set<H4HciSocket>();
+  let capturing: H4HciSocket[] | undefined;
 
-  class H4HciSocket extends EventEmitter implements HciSocketLike {
+  class H4HciSocket extends EventEmitter implements ClosableHciSocket {
     private mode: Mode = 'unbound';
     private connection: net.Socket | undefined;
     private connectionOpen = false;
@@ -72,6 +81,11 @@ export function createH4HciSocketClass(socketPath: string): H4HciSocketClass {
     private readonly splitter = new H4Splitter();
     private devId = 0;
     private readonly onData = (data: Buffer): void => this.receive(data);
+
+    constructor() {
+      super();
+      capturing?.push(this);
+    }
 
     bindRaw(devId?: number): number {
       return this.bindData(devId);
@@ -170,6 +184,17 @@ export function createH4HciSocketClass(socketPath: string): H4HciSocketClass {
 
   return Object.assign(H4HciSocket, {
     socketPath,
+    capture<T>(create: () => T): { readonly result: T; readonly sockets: readonly ClosableHciSocket[] } {
+      const outer = capturing;
+      const sockets: H4HciSocket[] = [];
+      capturing = sockets;
+      try {
+        return { result: create(), sockets };
+      } finally {
+        capturing = outer;
+        outer?.push(...sockets);
+      }
+    },
     closeAll(): void {
       for (const socket of [...live]) socket.close();
     },

@@ -26,14 +26,12 @@ import { fileURLToPath } from 'node:url';
 import { CarkeyError } from '../../src/core/errors.js';
 import { H4Splitter } from './h4-stream.js';
 
-export type BtvirtFailureReason =
-  | 'binary-missing'
-  | 'shim-missing'
-  | 'spawn-failed'
-  | 'exited'
-  | 'socket-timeout'
-  | 'controller-reset'
-  | 'probe-timeout';
+export const BTVIRT_FAILURE_REASONS = ['binary-missing', 'shim-missing', 'spawn-failed', 'exited', 'socket-timeout', 'controller-reset', 'probe-timeout'] as const;
+export type BtvirtFailureReason = (typeof BTVIRT_FAILURE_REASONS)[number];
+
+function isFailureReason(value: unknown): value is BtvirtFailureReason {
+  return typeof value === 'string' && (BTVIRT_FAILURE_REASONS as readonly string[]).includes(value);
+}
 
 export interface BtvirtOptions {
   /** btvirt executable; default: env CARKEY_BTVIRT, then PATH, /usr/bin, /usr/sbin. */
@@ -159,10 +157,7 @@ export async function startBtvirt(options: BtvirtOptions = {}): Promise<Btvirt> 
   };
   process.once('exit', killOnExit);
 
-  let stopped = false;
-  const stop = async (): Promise<void> => {
-    if (stopped) return;
-    stopped = true;
+  const terminate = async (): Promise<void> => {
     if (exited === undefined) {
       child.kill('SIGTERM');
       const grace = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
@@ -172,6 +167,8 @@ export async function startBtvirt(options: BtvirtOptions = {}): Promise<Btvirt> 
     process.removeListener('exit', killOnExit);
     await rm(socketDir, { recursive: true, force: true });
   };
+  let stopping: Promise<void> | undefined;
+  const stop = (): Promise<void> => (stopping ??= terminate());
 
   try {
     await waitForSocket(leSocketPath, timeoutMs, () => exited);
@@ -181,8 +178,8 @@ export async function startBtvirt(options: BtvirtOptions = {}): Promise<Btvirt> 
     const said = output.trim();
     const reason = error instanceof CarkeyError ? error.details?.reason : undefined;
     const detail = error instanceof CarkeyError ? error.details?.detail : undefined;
-    if (said !== '' && typeof reason === 'string' && typeof detail === 'string') {
-      throw unavailable(reason as BtvirtFailureReason, `${detail}; btvirt said: ${said.slice(-500)}`);
+    if (said !== '' && isFailureReason(reason) && typeof detail === 'string') {
+      throw unavailable(reason, `${detail}; btvirt said: ${said.slice(-500)}`);
     }
     throw error;
   }

@@ -13,20 +13,24 @@
  *   of the carkey service and its two characteristics → subscription, all
  *   within `timeoutMs` (CK_TRANSPORT_TIMEOUT, the attempt is cancelled);
  *   a refused connection or a missing service is CK_TRANSPORT_CONNECT_FAILED.
- *   The link's MTU is min(negotiated, options.mtu).
+ *   The link's MTU is min(negotiated, options.mtu): noble always asks for
+ *   256 in the exchange, so `options.mtu` only caps the chunks this side
+ *   writes.
  * - Links: `write` sends one chunk with response, strictly one at a time,
  *   refusing chunks above mtu - 3 and failing with CK_TRANSPORT_TIMEOUT after
  *   `writeTimeoutMs` or CK_TRANSPORT_DISCONNECTED if the link ends first; each
- *   notification is one chunk to `onChunk`; `onClose` fires once. RSSI 127
- *   ("not available", btvirt's only value) reads as undefined.
+ *   notification is one chunk to `onChunk` (kept until the first handler);
+ *   `onClose` fires once; a throwing handler or scan callback is logged and
+ *   never reaches noble's HCI data path. RSSI is the last advertising report's;
+ *   127 ("not available", btvirt's only value) reads as undefined.
  * - `close` stops scanning, disconnects every link and, on an emulated
- *   controller, closes its socket. noble keeps a 1 s adapter-poll timer alive
+ *   controller, closes this central's own socket (other transports in the
+ *   process keep theirs). noble keeps a 1 s adapter-poll timer alive
  *   forever, so a process that used this transport must exit explicitly.
  */
 import { CarkeyError } from '../core/errors.js';
 import {
   adapterLabel,
-  closeEmulatedHciSockets,
   createNoble,
   silentLogger,
   waitForPoweredOn,
@@ -196,7 +200,7 @@ class NobleCentral implements CentralTransport {
     private readonly noble: NobleApi,
     private readonly logger: BleLogger,
     private readonly writeTimeoutMs: number,
-    private readonly closeSockets: boolean,
+    private readonly release: () => void,
   ) {
     const onWarning = (message: unknown): void => this.logger.warn({ message: String(message) }, 'noble warning');
     const onState = (state: unknown): void => {
@@ -219,9 +223,10 @@ class NobleCentral implements CentralTransport {
     const seen = new Map<string, Discovery>();
     let match: Discovery | undefined;
     let onDiscover: ((peripheral: NoblePeripheral) => void) | undefined;
+    let timer: NodeJS.Timeout | undefined;
     try {
       const finished = new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, options.timeoutMs);
+        timer = setTimeout(resolve, options.timeoutMs);
         onDiscover = (peripheral: NoblePeripheral): void => {
           if (match !== undefined) return;
           const discovery = toDiscovery(peripheral);
@@ -250,6 +255,7 @@ class NobleCentral implements CentralTransport {
       }
       await finished;
     } finally {
+      clearTimeout(timer);
       if (onDiscover !== undefined) this.noble.removeListener('discover', onDiscover);
       await this.stopScanning();
       this.scanning = false;
@@ -330,7 +336,7 @@ class NobleCentral implements CentralTransport {
     await Promise.all([...this.links].map((link) => link.disconnect()));
     for (const undo of this.detach.splice(0)) undo();
     this.peripherals.clear();
-    if (this.closeSockets) closeEmulatedHciSockets();
+    this.release();
   }
 
   private async stopScanning(): Promise<void> {
@@ -343,7 +349,12 @@ class NobleCentral implements CentralTransport {
 /** Create the phone's BLE central on noble. Rejects with CK_TRANSPORT_NO_ADAPTER when there is no usable adapter. */
 export async function createBleCentral(options: BleCentralOptions): Promise<CentralTransport> {
   const label = adapterLabel(options);
-  const noble = createNoble(options);
-  await waitForPoweredOn(noble, label, options.readyTimeoutMs ?? 5000);
-  return new NobleCentral(noble, options.logger ?? silentLogger, options.writeTimeoutMs ?? 5000, options.hciSocketPath !== undefined);
+  const { api: noble, release } = createNoble(options);
+  try {
+    await waitForPoweredOn(noble, label, options.readyTimeoutMs ?? 5000);
+  } catch (error) {
+    release();
+    throw error;
+  }
+  return new NobleCentral(noble, options.logger ?? silentLogger, options.writeTimeoutMs ?? 5000, release);
 }

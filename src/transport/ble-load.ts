@@ -16,7 +16,8 @@
  *   environment).
  * - With `hciSocketPath`, the HCI socket module is swapped for the btvirt H4
  *   stand-in (see hci-override.ts) before the first require. A process uses
- *   one kind of HCI socket for its lifetime; mixing is refused.
+ *   one kind of HCI socket for its lifetime; mixing is refused. Each loaded
+ *   stack's `release()` closes only the emulated sockets that stack opened.
  * - Only the subset of the libraries' API that carkey uses is typed here, and
  *   the loaded modules are shape-checked before use.
  */
@@ -192,10 +193,26 @@ function hasMethods(value: unknown, names: readonly string[]): boolean {
   return names.every((name) => typeof record[name] === 'function');
 }
 
+/** A loaded stack and how to release what it holds. */
+export interface LoadedStack<T> {
+  readonly api: T;
+  /** Close the emulated HCI sockets this stack opened (no-op on kernel adapters: noble/bleno cannot release those). */
+  readonly release: () => void;
+}
+
+/** Run `load`, noting the emulated sockets it constructs (none on kernel adapters). */
+function captureSockets<T>(load: () => T): { readonly result: T; readonly release: () => void } {
+  const standIn = installedHciSocketOverride();
+  if (standIn === undefined) return { result: load(), release: () => undefined };
+  const { result, sockets } = standIn.capture(load);
+  return { result, release: () => sockets.forEach((socket) => socket.close()) };
+}
+
 let blenoAdapter: number | undefined;
+let blenoRelease: (() => void) | undefined;
 
 /** Load bleno (a process-wide singleton) for `options.adapter`. */
-export function loadBleno(options: BleStackOptions): BlenoApi {
+export function loadBleno(options: BleStackOptions): LoadedStack<BlenoApi> {
   const label = prepareStack(options);
   const index = parseAdapter(options.adapter);
   if (blenoAdapter !== undefined && blenoAdapter !== index) {
@@ -205,7 +222,10 @@ export function loadBleno(options: BleStackOptions): BlenoApi {
   process.env.BLENO_HCI_DEVICE_ID = String(index);
   let loaded: unknown;
   try {
-    loaded = require('@abandonware/bleno');
+    // bleno builds its HCI and mgmt sockets once, when first required
+    const { result, release } = captureSockets((): unknown => require('@abandonware/bleno'));
+    loaded = result;
+    blenoRelease ??= release;
   } catch (error) {
     throw mapLoadError(error, label, '@abandonware/bleno');
   }
@@ -213,30 +233,26 @@ export function loadBleno(options: BleStackOptions): BlenoApi {
     throw new CarkeyError('CK_INTERNAL', '@abandonware/bleno does not have the expected API (version 0.6.x required)');
   }
   blenoAdapter = index;
-  return loaded as BlenoApi;
+  return { api: loaded as BlenoApi, release: blenoRelease ?? (() => undefined) };
 }
 
-/** Create a fresh noble instance bound to `options.adapter`. */
-export function createNoble(options: BleStackOptions): NobleApi {
+/** Create a fresh noble instance (its own HCI socket) bound to `options.adapter`. */
+export function createNoble(options: BleStackOptions): LoadedStack<NobleApi> {
   const label = prepareStack(options);
   const deviceId = parseAdapter(options.adapter);
-  let instance: unknown;
+  let created: { readonly result: unknown; readonly release: () => void };
   try {
     const factory: unknown = require('@abandonware/noble/with-custom-binding');
     if (typeof factory !== 'function') throw new Error('with-custom-binding is not a function');
-    instance = (factory as (bindingOptions: { deviceId: number }) => unknown)({ deviceId });
+    created = captureSockets(() => (factory as (bindingOptions: { deviceId: number }) => unknown)({ deviceId }));
   } catch (error) {
     throw mapLoadError(error, label, '@abandonware/noble');
   }
+  const { result: instance, release } = created;
   if (!(instance instanceof EventEmitter) || !hasMethods(instance, ['startScanningAsync', 'stopScanningAsync'])) {
     throw new CarkeyError('CK_INTERNAL', '@abandonware/noble does not have the expected API (version 1.9.x required)');
   }
-  return instance as NobleApi;
-}
-
-/** Close every emulated HCI socket of this process (no-op on kernel adapters). */
-export function closeEmulatedHciSockets(): void {
-  installedHciSocketOverride()?.closeAll();
+  return { api: instance as NobleApi, release };
 }
 
 interface StateSource {

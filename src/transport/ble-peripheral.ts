@@ -6,39 +6,43 @@
  * Guarantees:
  * - One primary service `GATT.service` with the write characteristic (write +
  *   write without response) and the notify characteristic (notify). Each
- *   written value is delivered as one chunk to the current link, in order.
- * - Advertising (legacy, 31 + 31 bytes): the advertising packet carries flags
- *   and the service data (`serviceData` under `GATT.service`, at most
- *   MAX_SERVICE_DATA bytes, refused otherwise); the scan response carries the
- *   128-bit service UUID and the local name (shortened to MAX_LOCAL_NAME bytes
- *   if longer, as a Shortened Local Name).
+ *   written value is delivered as one chunk to the current link, in order
+ *   (chunks that arrive before the first `onChunk` handler are kept). A
+ *   handler that throws is logged and never reaches bleno's HCI data path.
+ * - Advertising as laid out by `ble-advertising.ts` (legacy 31 + 31 bytes:
+ *   flags and service data in the advertisement, service UUID and name in the
+ *   scan response); data that does not fit is refused with CK_CONFIG_INVALID.
  * - `setAdvertisement` never drops a link: while a phone is connected the new
  *   data is kept and applied when advertising resumes after that link ends.
  * - Links: one `PeripheralLink` per connection, MTU from bleno's 'mtuChange'
  *   (23 until exchanged; capped by `maxMtu`), `notify` refuses chunks above
- *   mtu - 3, before subscription, and after close. RSSI is read with bleno's
- *   updateRssi every `rssiIntervalMs`; 127 ("not available", what btvirt
- *   always reports) and unanswered reads give `undefined`.
+ *   mtu - 3, before subscription, and after close; it resolves once bleno
+ *   queued the notification (ATT notifications are unacknowledged). RSSI is
+ *   read with bleno's updateRssi every `rssiIntervalMs`; 127 ("not
+ *   available") and unanswered reads give `undefined` (btvirt does not
+ *   implement HCI Read RSSI, so on the emulator it is always undefined).
  *
  * LIMITATION (bleno 0.6): one central at a time. bleno tracks a single
- * connection handle and stops advertising while connected, so a second phone
+ * connection handle and re-enables advertising only when that link ends (the
+ * controller stops connectable advertising on connection), so a second phone
  * cannot connect until the first disconnects. Links are therefore sequential;
  * `onLink` fires for each in turn.
  *
- * bleno keeps a 1 s adapter-poll timer alive forever; a process that used this
- * transport must exit explicitly after `stop()`.
+ * bleno is a process-wide singleton: one peripheral per process at a time;
+ * `stop()` is final. bleno keeps a 1 s adapter-poll timer alive forever, so a
+ * process that used this transport must exit explicitly after `stop()`.
  */
 import { CarkeyError } from '../core/errors.js';
 import {
   adapterLabel,
   ATT_RESULT,
-  closeEmulatedHciSockets,
   loadBleno,
   silentLogger,
   waitForPoweredOn,
   type BleLogger,
   type BlenoApi,
 } from './ble-load.js';
+import { encodeAdvertisement } from './ble-advertising.js';
 import { ChunkInbox, Handlers, OnceEvent, type HandlerErrorSink } from './sim-events.js';
 import { GATT, type Advertisement, type CloseReason, type PeripheralLink, type PeripheralTransport, type Unsubscribe } from './types.js';
 
@@ -56,63 +60,9 @@ export interface BlePeripheralOptions {
   readonly rssiIntervalMs?: number;
 }
 
-/** Service data bytes that fit the advertising packet next to the flags (31 - 3 - 2 - 16). */
-export const MAX_SERVICE_DATA = 10;
-/** Local-name bytes that fit the scan response next to the 128-bit UUID (31 - 18 - 2). */
-export const MAX_LOCAL_NAME = 11;
-
 const DEFAULT_MAX_MTU = 256;
 const DISCONNECT_TIMEOUT_MS = 2000;
 const RSSI_NOT_AVAILABLE = 127;
-
-const AD_FLAGS = 0x01;
-const AD_COMPLETE_128_UUIDS = 0x07;
-const AD_SHORT_NAME = 0x08;
-const AD_COMPLETE_NAME = 0x09;
-const AD_SERVICE_DATA_128 = 0x21;
-const FLAGS_LE_GENERAL_NO_BREDR = 0x06;
-
-/** 128-bit UUID string → 16 bytes little-endian, as carried in AD structures. */
-export function uuidToLittleEndian(uuid: string): Buffer {
-  const hex = uuid.replace(/-/g, '');
-  if (!/^[0-9a-fA-F]{32}$/.test(hex)) throw new CarkeyError('CK_INTERNAL', `not a 128-bit UUID: ${uuid}`);
-  return Buffer.from(hex, 'hex').reverse();
-}
-
-function adStructure(type: number, payload: Uint8Array): Buffer {
-  return Buffer.concat([Buffer.of(payload.length + 1, type), payload]);
-}
-
-/** Cut UTF-8 `name` to at most `max` bytes without splitting a character. */
-function utf8Prefix(name: string, max: number): Buffer {
-  let out = Buffer.alloc(0);
-  for (const char of name) {
-    const next = Buffer.concat([out, Buffer.from(char, 'utf8')]);
-    if (next.length > max) break;
-    out = next;
-  }
-  return out;
-}
-
-/** Encode the advertising packet and scan response for `advertisement`. */
-export function encodeAdvertisement(advertisement: Advertisement): { readonly advertisementData: Buffer; readonly scanData: Buffer } {
-  if (advertisement.serviceData.length > MAX_SERVICE_DATA) {
-    throw new CarkeyError(
-      'CK_CONFIG_INVALID',
-      `advertised service data is ${advertisement.serviceData.length} bytes; at most ${MAX_SERVICE_DATA} fit a legacy advertisement`,
-    );
-  }
-  const service = uuidToLittleEndian(GATT.service);
-  const advertisementData = Buffer.concat([
-    adStructure(AD_FLAGS, Buffer.of(FLAGS_LE_GENERAL_NO_BREDR)),
-    adStructure(AD_SERVICE_DATA_128, Buffer.concat([service, advertisement.serviceData])),
-  ]);
-  const fullName = Buffer.from(advertisement.localName, 'utf8');
-  const name = fullName.length <= MAX_LOCAL_NAME ? fullName : utf8Prefix(advertisement.localName, MAX_LOCAL_NAME);
-  const scanParts = [adStructure(AD_COMPLETE_128_UUIDS, service)];
-  if (name.length > 0) scanParts.push(adStructure(name.length === fullName.length ? AD_COMPLETE_NAME : AD_SHORT_NAME, name));
-  return { advertisementData, scanData: Buffer.concat(scanParts) };
-}
 
 let linkCounter = 0;
 
@@ -245,7 +195,7 @@ class BlenoPeripheral implements PeripheralTransport {
     private readonly maxMtu: number,
     private readonly logger: BleLogger,
     private readonly rssiIntervalMs: number,
-    private readonly closeSockets: boolean,
+    private readonly release: () => void,
   ) {
     // a throwing handler must never reach bleno's HCI data path (it would crash the process)
     this.onHandlerError = (error) => logger.warn({ error: error instanceof Error ? error.message : String(error) }, 'ble: a link handler threw');
@@ -317,6 +267,10 @@ class BlenoPeripheral implements PeripheralTransport {
     return this.linkHandlers.add(handler);
   }
 
+  get isStopped(): boolean {
+    return this.stopped;
+  }
+
   /** Final: a stopped peripheral cannot be started again (create a new one). */
   async stop(): Promise<void> {
     if (this.stopped) return;
@@ -332,7 +286,7 @@ class BlenoPeripheral implements PeripheralTransport {
     this.stopRssiPolling();
     for (const undo of this.detach.splice(0)) undo();
     this.linkHandlers.clear();
-    if (this.closeSockets) closeEmulatedHciSockets();
+    this.release();
   }
 
   private listen(event: string, listener: (...args: unknown[]) => void): void {
@@ -429,14 +383,20 @@ export async function createBlePeripheral(options: BlePeripheralOptions): Promis
   if (!Number.isInteger(maxMtu) || maxMtu < 23 || maxMtu > 517) {
     throw new CarkeyError('CK_CONFIG_INVALID', `maxMtu must be an integer in 23..517, got ${maxMtu}`);
   }
+  if (active !== undefined && !active.isStopped) {
+    throw new CarkeyError('CK_CONFIG_INVALID', 'a BLE peripheral is already running in this process (bleno is a process-wide singleton)');
+  }
   const label = adapterLabel(options);
-  const bleno = loadBleno(options);
+  const { api: bleno, release } = loadBleno(options);
   await waitForPoweredOn(bleno, label, options.readyTimeoutMs ?? 5000);
   setBlenoMaxMtu(bleno, maxMtu);
-  const peripheral = new BlenoPeripheral(bleno, maxMtu, options.logger ?? silentLogger, options.rssiIntervalMs ?? 1000, options.hciSocketPath !== undefined);
+  const peripheral = new BlenoPeripheral(bleno, maxMtu, options.logger ?? silentLogger, options.rssiIntervalMs ?? 1000, release);
   await peripheral.install();
+  active = peripheral;
   return peripheral;
 }
+
+let active: BlenoPeripheral | undefined;
 
 /** bleno answers MTU requests with min(requested, its Gatt.maxMtu); there is no public setter. */
 function setBlenoMaxMtu(bleno: BlenoApi, maxMtu: number): void {

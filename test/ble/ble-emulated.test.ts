@@ -72,14 +72,14 @@ async function startCar(socket: string, serviceData: string): Promise<HelperProc
 describe('real bleno and noble on btvirt emulated controllers', () => {
   it('advertise, discover, connect, exchange MTU, subscribe, and move a multi-chunk message both ways', async ({ skip }) => {
     const emulator = emulatorOrSkip(btvirt, unavailableReason, skip);
-    const car = await startCar(emulator.leSocketPath, 'c0ffee0102030405');
-    const phone = start(CENTRAL, ['--hci-socket', emulator.leSocketPath, '--expect-service-data', 'c0ffee0102030405', '--message-size', '700', '--seed', '1']);
+    const car = await startCar(emulator.leSocketPath, '0100c0ffee0102030405');
+    const phone = start(CENTRAL, ['--hci-socket', emulator.leSocketPath, '--expect-service-data', '0100c0ffee0102030405', '--message-size', '700', '--seed', '1']);
 
     // discovery: name from the scan response, identifier from the service data
     const scan = (await phone.waitFor('scan')) as unknown as ScanEvent;
     expect(scan.match).not.toBeNull();
     expect(scan.match?.localName).toBe('carkey');
-    expect(scan.match?.serviceData).toBe('c0ffee0102030405');
+    expect(scan.match?.serviceData).toBe('0100c0ffee0102030405');
     expect(scan.match?.rssi).toBeNull(); // btvirt reports 127 = not available
 
     // connection + MTU exchange + subscription, seen from both sides

@@ -10,7 +10,7 @@ import { describe, expect, it } from 'vitest';
 import { isCarkeyError } from '../../src/core/errors.js';
 import { createBleCentral } from '../../src/transport/ble-central.js';
 import { mapLoadError, parseAdapter } from '../../src/transport/ble-load.js';
-import { encodeAdvertisement, MAX_LOCAL_NAME, MAX_SERVICE_DATA, uuidToLittleEndian } from '../../src/transport/ble-peripheral.js';
+import { encodeAdvertisement, MAX_LOCAL_NAME, MAX_SERVICE_DATA, uuidToLittleEndian } from '../../src/transport/ble-advertising.js';
 import { GATT } from '../../src/transport/types.js';
 
 /** Split an AD payload into [type, data] structures. */

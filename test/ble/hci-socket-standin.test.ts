@@ -135,6 +135,27 @@ describe('H4 stand-in for bluetooth-hci-socket', () => {
     expect(socket.getDeviceList()).toEqual([{ devId: 0, devUp: false, idVendor: null, idProduct: null, busNumber: null, deviceAddress: null }]);
   });
 
+  it('capture() names the sockets made during a call, so one owner closes only its own', async () => {
+    const Socket = socketClass(socketPath);
+    const outside = new Socket();
+    const { result, sockets } = Socket.capture(() => {
+      const a = new Socket();
+      const b = new Socket();
+      return [a, b];
+    });
+    expect(sockets).toEqual(result);
+    expect(sockets).not.toContain(outside);
+    outside.bindRaw();
+    for (const socket of sockets) socket.bindRaw();
+    await until(() => accepted.length === 3);
+    for (const socket of sockets) socket.close();
+    await until(() => !sockets.some((socket) => socket.isDevUp()));
+    // the other owner's socket still carries traffic
+    expect(outside.isDevUp()).toBe(true);
+    outside.write(Buffer.from('01030c00', 'hex'));
+    await until(() => Buffer.concat(received).toString('hex') === '01030c00');
+  });
+
   it('emits an error and closes on an unknown H4 packet type', async () => {
     const Socket = socketClass(socketPath);
     const socket = new Socket();
