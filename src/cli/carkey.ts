@@ -21,7 +21,7 @@ import qrcode from 'qrcode-terminal';
 import { fromHex, toHex } from '../core/bytes.js';
 import { signGrant, type KeyList } from '../core/credentials.js';
 import { createCrypto, type Clock, type RandomSource } from '../core/crypto/index.js';
-import { CarkeyError, type ErrorCode } from '../core/errors.js';
+import { CarkeyError, ExitCode, type ErrorCode } from '../core/errors.js';
 import { keyIdOf } from '../core/identity.js';
 import type { DenyCategoryName } from '../core/messages.js';
 import { MAX_AUDIT_PAGE, PIN_PATTERN } from '../core/payloads.js';
@@ -34,7 +34,7 @@ import { KeyStore, resolveHome, type PassphraseSource } from '../phone/keystore.
 import { writeFileAtomic } from '../phone/private-files.js';
 import { decodeShare, encodeShare, MAX_SHARE_TEXT } from '../phone/share.js';
 import { DEFAULT_ADAPTER, DEFAULT_RADIO_SOCKET, isTransportKind, openCentral, TRANSPORT_KINDS, type TransportKind } from '../phone/transports.js';
-import { checkName, isValidName, MAX_ISSUED_GRANTS, type VehicleRecord } from '../phone/vehicle-record.js';
+import { checkName, isValidName, MAX_ISSUED_GRANTS, uniqueName, type VehicleRecord } from '../phone/vehicle-record.js';
 import { configureCommander, configureSubcommands, integerOption, isoTime, Output, parseTimeArgument, processIo, promptLine, runProgram, type CliIo, type Hints } from './common.js';
 
 const PROGRAM = 'carkey';
@@ -346,7 +346,7 @@ async function simpleCommand(ctx: Context, command: 'unlock' | 'lock' | 'trunk',
     ctx,
     vehicle,
     async (connection, delivery, record) => {
-      expectOk(await connection.raw(command), command);
+      expectOk(await connection.command(command), command);
       ctx.output.result({ vehicle: record.name, command, delivery: deliveryView(delivery) }, `${done[command]} ${record.name}`);
     },
     holdsKeyFor(ctx, command),
@@ -438,6 +438,15 @@ function renderQr(text: string): string {
   return rendered;
 }
 
+/** Run `sign` and wipe the seed whatever happens. */
+function usingSeed<T>(seed: Uint8Array, sign: () => T): T {
+  try {
+    return sign();
+  } finally {
+    seed.fill(0);
+  }
+}
+
 async function shareCommand(ctx: Context, options: ShareOptions): Promise<void> {
   const record = ctx.store.selectVehicle(options.vehicle);
   requireOwner(record, 'only an owner can share keys');
@@ -449,16 +458,10 @@ async function shareCommand(ctx: Context, options: ShareOptions): Promise<void> 
   const self = ctx.store.identity().publicKey;
   if (toHex(subject) === toHex(self)) throw new CarkeyError('CK_USAGE', '--to is your own key; owners need no grant');
   const seed = await ctx.unlockSeed();
-  let grant;
-  try {
-    grant = signGrant(ctx.crypto, seed, { vehicleId: record.vehicleId, serial: ctx.random(8), subject, role: options.role, permissions, notBefore, notAfter });
-  } finally {
-    seed.fill(0);
-  }
-  const issued = grant;
+  const grant = usingSeed(seed, () => signGrant(ctx.crypto, seed, { vehicleId: record.vehicleId, serial: ctx.random(8), subject, role: options.role, permissions, notBefore, notAfter }));
   await ctx.store.updateVehicle(record.vehicleId, (current) => {
     const base = current ?? record;
-    return { ...base, issued: [...base.issued, { grant: issued, issuedAt: now }].slice(-MAX_ISSUED_GRANTS) };
+    return { ...base, issued: [...base.issued, { grant, issuedAt: now }].slice(-MAX_ISSUED_GRANTS) };
   });
   const share = encodeShare({ grant, carIdentityKey: record.carIdentityKey, advSecret: record.advSecret, vehicleName: record.vehicleName });
   if (options.out !== undefined) writeFileAtomic(options.out, new TextEncoder().encode(`${share}\n`));
@@ -497,7 +500,7 @@ async function acceptCommand(ctx: Context, source: string, options: { name?: str
   const record = await ctx.store.updateVehicle(bundle.grant.vehicleId, (current) => {
     const grants = (current?.grants ?? []).filter((grant) => toHex(grant.serial) !== toHex(bundle.grant.serial));
     return {
-      name: localName ?? current?.name ?? uniqueLocalName(bundle.vehicleName, taken),
+      name: localName ?? current?.name ?? uniqueName(bundle.vehicleName, taken),
       vehicleName: current?.vehicleName ?? bundle.vehicleName,
       carIdentityKey: bundle.carIdentityKey,
       vehicleId: bundle.grant.vehicleId,
@@ -526,15 +529,6 @@ async function acceptCommand(ctx: Context, source: string, options: { name?: str
     },
     `stored a ${grant.role} key for "${record.name}" (${permissionNames(grant.permissions).join(', ')}), valid ${isoTime(grant.notBefore)} → ${isoTime(grant.notAfter)}`,
   );
-}
-
-function uniqueLocalName(base: string, taken: ReadonlySet<string>): string {
-  const name = isValidName(base) ? base : 'car';
-  if (!taken.has(name)) return name;
-  for (let i = 2; ; i++) {
-    const candidate = `${name.slice(0, 26)} (${i})`;
-    if (!taken.has(candidate)) return candidate;
-  }
 }
 
 async function keysCommand(ctx: Context, options: { vehicle?: string; fetch?: boolean }): Promise<void> {
@@ -840,6 +834,14 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
 
 function flush(stream: NodeJS.WritableStream): Promise<void> {
   return new Promise((resolve) => stream.write('', () => resolve()));
+}
+
+// A reader that went away (`carkey keys | head`) is not a failure of ours: stop quietly.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    process.exit(ExitCode.ok);
+  });
 }
 
 const exitCode = await main(process.argv.slice(2), processIo());

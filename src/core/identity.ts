@@ -55,14 +55,22 @@ export function decodeServiceData(bytes: Uint8Array | undefined): ServiceData | 
 }
 
 /**
- * True when `advId` matches this car at `timeMs`, allowing one epoch of clock
- * skew either way (the car may run without a real-time clock).
+ * True when `advId` matches this car at `timeMs`, allowing one epoch of skew
+ * ahead and `behindEpochs` epochs behind (default 1). A car without a
+ * real-time clock restarts from its persisted time floor after a power-off, so
+ * its clock may lag by however long it was off: phones pass a wider window
+ * (`PHONE_BEHIND_EPOCHS`, 7 days ≈ 672 hashes, about a millisecond).
  */
-export function matchesAdvertisingId(crypto: Crypto, advSecret: Uint8Array, advId: Uint8Array, timeMs: number): boolean {
-  for (const skew of [0, -ADV_EPOCH_MS, ADV_EPOCH_MS]) {
+export function matchesAdvertisingId(crypto: Crypto, advSecret: Uint8Array, advId: Uint8Array, timeMs: number, behindEpochs = 1): boolean {
+  if (advId.length !== ADV_ID_LENGTH) return false;
+  for (let step = 1; step >= -behindEpochs; step--) {
+    const at = timeMs + step * ADV_EPOCH_MS;
     // There is no epoch before time 0 (advertisingId would refuse the negative time).
-    if (timeMs + skew < 0) continue;
-    if (equalBytes(advertisingId(crypto, advSecret, timeMs + skew), advId)) return true;
+    if (at < 0) break;
+    if (equalBytes(advertisingId(crypto, advSecret, at), advId)) return true;
   }
   return false;
 }
+
+/** How far behind a phone accepts the car's clock: 7 days of epochs. */
+export const PHONE_BEHIND_EPOCHS = (7 * 24 * 3600 * 1000) / ADV_EPOCH_MS;

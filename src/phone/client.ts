@@ -4,8 +4,9 @@
  *
  * What it does: scan for a known car by its rotating advertising id (or for a
  * car in pairing mode), connect, run HELLO/CHALLENGE/REQUEST/RESULT through
- * the core PhoneSession, send further commands on the same session, pair
- * through PhonePairing, and deliver this phone's queued key lists.
+ * the core PhoneSession, send further commands on the same session
+ * (`VehicleConnection.command`), pair through PhonePairing, and deliver this
+ * phone's queued key lists.
  *
  * Guarantees:
  * - Everything it depends on is injected: transport factory, crypto, RNG,
@@ -30,7 +31,7 @@ import { equalBytes } from '../core/bytes.js';
 import type { Grant, KeyList } from '../core/credentials.js';
 import type { Clock, Crypto, RandomSource } from '../core/crypto/index.js';
 import { CarkeyError, toCarkeyError, type ErrorCode, type Result } from '../core/errors.js';
-import { decodeServiceData, matchesAdvertisingId, vehicleIdOf } from '../core/identity.js';
+import { decodeServiceData, matchesAdvertisingId, PHONE_BEHIND_EPOCHS, vehicleIdOf } from '../core/identity.js';
 import type { DenyCategoryName } from '../core/messages.js';
 import { decodeStatus, decodeVersion, encodeAuditRead, encodePin, MAX_AUDIT_PAGE, type StatusPayload } from '../core/payloads.js';
 import { PhonePairing, PhoneSession, type ChallengeInfo, type PhoneCredential } from '../core/phone-session.js';
@@ -39,7 +40,7 @@ import { centralChunks, MessageChannel } from '../transport/channel.js';
 import type { CentralLink, CentralTransport, Discovery } from '../transport/types.js';
 import { decodeAuditPage, type AuditPage } from './audit-page.js';
 import { buildPairingKeyList, checkCarKeyList, latestKnownKeyList, pendingAfterDelivery, rebaseRevocations } from './key-lists.js';
-import { checkName, isValidName, type VehicleRecord } from './vehicle-record.js';
+import { checkName, isValidName, uniqueName, type VehicleRecord } from './vehicle-record.js';
 
 /** What the client needs from a key store (KeyStore implements it). */
 export interface VehicleStore {
@@ -198,7 +199,7 @@ export class VehicleConnection {
   }
 
   /** Send one command (the first one is the signed REQUEST) and open the RESULT. */
-  async raw(command: CommandName, args: Uint8Array = new Uint8Array(0)): Promise<Outcome<Uint8Array>> {
+  async command(command: CommandName, args: Uint8Array = new Uint8Array(0)): Promise<Outcome<Uint8Array>> {
     if (this.ended || this.disposed) throw new CarkeyError('CK_PROTO_SESSION_CLOSED');
     let message: Uint8Array;
     if (!this.requested) {
@@ -231,25 +232,25 @@ export class VehicleConnection {
 
   /** Send a command and decode its ok payload. */
   async run<T>(command: CommandName, args: Uint8Array, decode: (payload: Uint8Array) => Result<T>): Promise<Outcome<T>> {
-    const outcome = await this.raw(command, args);
+    const outcome = await this.command(command, args);
     if (outcome.status !== 'ok') return outcome;
     return { status: 'ok', value: unwrap(decode(outcome.value)) };
   }
 
   unlock(): Promise<Outcome<Uint8Array>> {
-    return this.raw('unlock');
+    return this.command('unlock');
   }
 
   lock(): Promise<Outcome<Uint8Array>> {
-    return this.raw('lock');
+    return this.command('lock');
   }
 
   trunk(): Promise<Outcome<Uint8Array>> {
-    return this.raw('trunk');
+    return this.command('trunk');
   }
 
   start(pin?: string): Promise<Outcome<Uint8Array>> {
-    return this.raw('start', pin === undefined ? new Uint8Array(0) : encodePin(pin));
+    return this.command('start', pin === undefined ? new Uint8Array(0) : encodePin(pin));
   }
 
   status(): Promise<Outcome<StatusPayload>> {
@@ -320,7 +321,7 @@ export class CarkeyClient {
       const now = clock();
       return seen.map((discovery) => {
         const data = decodeServiceData(discovery.serviceData);
-        const vehicle = data === undefined ? undefined : vehicles.find((record) => matchesAdvertisingId(crypto, record.advSecret, data.advId, now));
+        const vehicle = data === undefined ? undefined : vehicles.find((record) => matchesAdvertisingId(crypto, record.advSecret, data.advId, now, PHONE_BEHIND_EPOCHS));
         return { discovery, pairing: data?.pairing ?? false, vehicle: vehicle?.name };
       });
     } finally {
@@ -339,7 +340,7 @@ export class CarkeyClient {
       const { link, session, challenge } = await this.withRetries(async (attempt) => {
         const opened = await this.openLink(transport, attempt, `"${record.name}"`, (discovery) => {
           const data = decodeServiceData(discovery.serviceData);
-          return data !== undefined && matchesAdvertisingId(crypto, record.advSecret, data.advId, clock());
+          return data !== undefined && matchesAdvertisingId(crypto, record.advSecret, data.advId, clock(), PHONE_BEHIND_EPOCHS);
         });
         try {
           const phone = new PhoneSession({ crypto, random: this.deps.random, identitySeed: seed, carIdentityKey: record.carIdentityKey });
@@ -515,14 +516,4 @@ export function describeOutcome(outcome: Outcome<unknown>): string {
   if (outcome.status === 'denied') return `denied (${outcome.category})`;
   if (outcome.status === 'failed') return `failed: ${outcome.reason}`;
   return 'ok';
-}
-
-function uniqueName(base: string, taken: ReadonlySet<string>): string {
-  if (!taken.has(base)) return base;
-  for (let i = 2; ; i++) {
-    const suffix = ` (${i})`;
-    let stem = base;
-    while (new TextEncoder().encode(stem + suffix).length > 32) stem = stem.slice(0, -1);
-    if (!taken.has(stem + suffix)) return stem + suffix;
-  }
 }

@@ -67,6 +67,18 @@ export function checkName(name: string, what: string): string {
   return name;
 }
 
+/** `base` (or "car" when it is not a valid name), made unique with " (2)", " (3)", … within 32 bytes. */
+export function uniqueName(base: string, taken: ReadonlySet<string>): string {
+  const name = isValidName(base) ? base : 'car';
+  if (!taken.has(name)) return name;
+  for (let i = 2; ; i++) {
+    const suffix = ` (${i})`;
+    let stem = name;
+    while (new TextEncoder().encode(stem + suffix).length > MAX_NAME_BYTES) stem = stem.slice(0, -1);
+    if (!taken.has(stem + suffix)) return stem + suffix;
+  }
+}
+
 export function vehicleIdHex(record: Pick<VehicleRecord, 'vehicleId'>): string {
   return toHex(record.vehicleId);
 }

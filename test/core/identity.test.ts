@@ -17,6 +17,7 @@ import {
   encodeServiceData,
   keyIdOf,
   matchesAdvertisingId,
+  PHONE_BEHIND_EPOCHS,
   vehicleIdOf,
   VEHICLE_ID_LENGTH,
 } from '../../src/core/identity.js';
@@ -152,5 +153,19 @@ describe('pairing derivations', () => {
     expect(commitment.length).toBe(32);
     expect(pairingCommitment(crypto, key, Uint8Array.from(nonce, (b, i) => (i === 15 ? b ^ 1 : b)))).not.toEqual(commitment);
     expect(pairingCommitment(crypto, Uint8Array.from(key, (b, i) => (i === 0 ? b ^ 1 : b)), nonce)).not.toEqual(commitment);
+  });
+});
+
+describe('advertising id with a lagging car clock', () => {
+  it('matches up to behindEpochs behind and never further, and at most one epoch ahead', () => {
+    const s = new Uint8Array(32).fill(9);
+    const now = 1_000 * ADV_EPOCH_MS;
+    const lagging = advertisingId(crypto, s, now - 600 * ADV_EPOCH_MS);
+    expect(matchesAdvertisingId(crypto, s, lagging, now)).toBe(false);
+    expect(matchesAdvertisingId(crypto, s, lagging, now, PHONE_BEHIND_EPOCHS)).toBe(true);
+    const tooOld = advertisingId(crypto, s, now - (PHONE_BEHIND_EPOCHS + 1) * ADV_EPOCH_MS);
+    expect(matchesAdvertisingId(crypto, s, tooOld, now, PHONE_BEHIND_EPOCHS)).toBe(false);
+    const ahead2 = advertisingId(crypto, s, now + 2 * ADV_EPOCH_MS);
+    expect(matchesAdvertisingId(crypto, s, ahead2, now, PHONE_BEHIND_EPOCHS)).toBe(false);
   });
 });

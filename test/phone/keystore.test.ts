@@ -12,7 +12,7 @@ import { vehicleIdOf } from '../../src/core/identity.js';
 import { KeyStore, resolveHome } from '../../src/phone/keystore.js';
 import { nodeAtomicWriteOps, tempPathFor, withFileLock, writeFileAtomic } from '../../src/phone/private-files.js';
 import { SCRYPT_N } from '../../src/phone/seed-encryption.js';
-import type { VehicleRecord } from '../../src/phone/vehicle-record.js';
+import { uniqueName, type VehicleRecord } from '../../src/phone/vehicle-record.js';
 import { fixedSeed, seededRandom } from '../helpers/core-fixtures.js';
 
 const crypto = createCrypto('node');
@@ -125,6 +125,16 @@ describe('identity', () => {
 });
 
 describe('vehicles', () => {
+  it('makes local names unique within 32 bytes', () => {
+    expect(uniqueName('van', new Set())).toBe('van');
+    expect(uniqueName('van', new Set(['van', 'van (2)']))).toBe('van (3)');
+    const long = 'ü'.repeat(16); // 32 bytes
+    const made = uniqueName(long, new Set([long]));
+    expect(made.endsWith(' (2)')).toBe(true);
+    expect(new TextEncoder().encode(made).length).toBeLessThanOrEqual(32);
+    expect(uniqueName('', new Set())).toBe('car');
+  });
+
   it('round-trips records, selects by name, and keeps names unique', async () => {
     const keys = store();
     await expectCode(() => keys.selectVehicle(undefined), 'CK_PHONE_NOT_PAIRED');
