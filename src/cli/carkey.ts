@@ -26,7 +26,7 @@ import { keyIdOf } from '../core/identity.js';
 import type { DenyCategoryName } from '../core/messages.js';
 import { MAX_AUDIT_PAGE, PIN_PATTERN } from '../core/payloads.js';
 import { Permission, ROLE_MASK, permissionNames, type CommandName, type PermissionName } from '../core/roles.js';
-import { AuditCollector } from '../phone/audit-page.js';
+import { AuditCollector } from '../core/audit-page.js';
 import { CarkeyClient, chooseCredential, type ClientTimeouts, type DeliveryReport, type Outcome, type VehicleConnection } from '../phone/client.js';
 import { denialHint, describeProgress, describeStatus, describeVehicleKeys, statusView, vehicleKeysView } from '../phone/describe.js';
 import { buildRevocation, isCoveredBy, latestKnownKeyList, parseRevocationTarget, pendingAfterDelivery } from '../phone/key-lists.js';

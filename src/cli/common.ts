@@ -25,7 +25,19 @@ export interface CliIo {
   readonly interactive: boolean;
 }
 
+/**
+ * A reader that closes the pipe early (`carkey --help | head`) is not an
+ * error: stop writing and exit quietly instead of crashing on EPIPE.
+ */
+function exitQuietlyOnClosedPipe(stream: NodeJS.WriteStream): void {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
+}
+
 export function processIo(): CliIo {
+  exitQuietlyOnClosedPipe(process.stdout);
   return {
     stdout: process.stdout,
     stderr: process.stderr,

@@ -38,7 +38,7 @@ import { PhonePairing, PhoneSession, type ChallengeInfo, type PhoneCredential } 
 import { COMMAND_PERMISSION, ROLE_MASK, type CommandName } from '../core/roles.js';
 import { centralChunks, MessageChannel } from '../transport/channel.js';
 import type { CentralLink, CentralTransport, Discovery } from '../transport/types.js';
-import { decodeAuditPage, type AuditPage } from './audit-page.js';
+import { decodeAuditPage, type AuditPage } from '../core/audit-page.js';
 import { buildPairingKeyList, checkCarKeyList, latestKnownKeyList, pendingAfterDelivery, rebaseRevocations } from './key-lists.js';
 import { checkName, isValidName, uniqueName, type VehicleRecord } from './vehicle-record.js';
 

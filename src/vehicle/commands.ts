@@ -15,9 +15,13 @@ import { CarkeyError, toCarkeyError } from '../core/errors.js';
 import { decodeAuditRead, encodeStatus, encodeVersion, type DoorName } from '../core/payloads.js';
 import type { CommandName } from '../core/roles.js';
 import { raiseFloor } from '../core/time-floor.js';
-import { utf8, toHex } from '../core/bytes.js';
+import { toHex } from '../core/bytes.js';
+import { encodeAuditPage } from '../core/audit-page.js';
 import type { ActuatorPort } from './actuator.js';
 import type { VehicleStore } from './store.js';
+
+/** Largest audit page payload: leaves room in one 8 KiB message for the envelope. */
+const MAX_AUDIT_PAGE_BYTES = 7000;
 
 export type CommandOutcome =
   | { readonly status: 'ok'; readonly payload?: Uint8Array; readonly detail?: Record<string, string | number> }
@@ -101,19 +105,12 @@ function readAudit(context: CommandContext, args: Uint8Array): CommandOutcome {
   if (!request.ok) return { status: 'failed', error: request.error };
   const entries = context.store.readAudit({ fromSeq: Math.max(1, request.value.fromSeq), limit: request.value.limit });
   const last = context.store.lastAuditSeq();
-  const first = entries[0]?.seq ?? request.value.fromSeq;
-  const lastInPage = entries.at(-1)?.seq ?? first;
-  const checkpoints = context.store.checkpoints().filter((c) => c.seq >= first && c.seq <= lastInPage);
-  // Trim the page until it fits one message (entries can be up to a few hundred bytes).
-  let page = entries;
-  for (;;) {
-    const json = JSON.stringify({
-      entries: page.map((e) => ({ seq: e.seq, time: e.time, kind: e.kind, fields: e.fields, hash: toHex(e.hash) })),
-      checkpoints: checkpoints.filter((c) => page.some((e) => e.seq === c.seq)).map((c) => ({ seq: c.seq, hash: toHex(c.hash), signature: toHex(c.signature) })),
-      last,
-    });
-    const bytes = utf8(json);
-    if (bytes.length <= 7000 || page.length <= 1) return { status: 'ok', payload: bytes };
-    page = page.slice(0, Math.ceil(page.length / 2));
+  const checkpoints = context.store.checkpoints();
+  // Halve the page until it fits one message (an entry can be a few hundred bytes).
+  for (let page = entries; ; page = page.slice(0, Math.ceil(page.length / 2))) {
+    const first = page[0]?.seq ?? 0;
+    const lastInPage = page.at(-1)?.seq ?? 0;
+    const bytes = encodeAuditPage({ entries: page, checkpoints: checkpoints.filter((c) => c.seq >= first && c.seq <= lastInPage), last });
+    if (bytes.length <= MAX_AUDIT_PAGE_BYTES || page.length <= 1) return { status: 'ok', payload: bytes };
   }
 }

@@ -57,7 +57,7 @@ import {
   type AuditFieldValue,
   type AuditKind,
   type AuditVerification,
-} from './audit.js';
+} from '../core/audit.js';
 import { loadOrCreateIdentity, readIdentityFile, VehicleIdentity } from './identity-file.js';
 import {
   assertPrivateMode,

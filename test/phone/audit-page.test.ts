@@ -3,8 +3,8 @@
 import { describe, expect, it } from 'vitest';
 import { createCrypto } from '../../src/core/crypto/index.js';
 import { MAX_AUDIT_PAGE } from '../../src/core/payloads.js';
-import { AuditCollector, decodeAuditPage, encodeAuditPage, type AuditPage } from '../../src/phone/audit-page.js';
-import { AUDIT_GENESIS_HASH, auditLinkHash, signCheckpoint, type AuditCheckpoint, type AuditEntry } from '../../src/vehicle/audit.js';
+import { AuditCollector, decodeAuditPage, encodeAuditPage, type AuditPage } from '../../src/core/audit-page.js';
+import { AUDIT_GENESIS_HASH, auditLinkHash, signCheckpoint, type AuditCheckpoint, type AuditEntry } from '../../src/core/audit.js';
 import { fixedSeed } from '../helpers/core-fixtures.js';
 
 const crypto = createCrypto('node');

@@ -12,7 +12,7 @@ import { containsKey, signGrant } from '../../src/core/credentials.js';
 import { createCrypto } from '../../src/core/crypto/index.js';
 import { CarkeyError } from '../../src/core/errors.js';
 import { Permission } from '../../src/core/roles.js';
-import { AuditCollector } from '../../src/phone/audit-page.js';
+import { AuditCollector } from '../../src/core/audit-page.js';
 import { CarkeyClient, type ProgressEvent } from '../../src/phone/client.js';
 import { buildRevocation, latestKnownKeyList } from '../../src/phone/key-lists.js';
 import { KeyStore } from '../../src/phone/keystore.js';

@@ -19,8 +19,8 @@ import { VehicleSession, type Outcome } from '../../src/core/vehicle-session.js'
 import { MessageChannel, peripheralChunks } from '../../src/transport/channel.js';
 import { createSimPeripheral, type SimPeripheralTransport } from '../../src/transport/sim.js';
 import type { PeripheralLink } from '../../src/transport/types.js';
-import { auditLinkHash, AUDIT_GENESIS_HASH, signCheckpoint, type AuditCheckpoint, type AuditEntry, type AuditFields } from '../../src/vehicle/audit.js';
-import { encodeAuditPage } from '../../src/phone/audit-page.js';
+import { auditLinkHash, AUDIT_GENESIS_HASH, signCheckpoint, type AuditCheckpoint, type AuditEntry, type AuditFields } from '../../src/core/audit.js';
+import { encodeAuditPage } from '../../src/core/audit-page.js';
 import { seededRandom } from '../helpers/core-fixtures.js';
 
 export interface FakeCarOptions {

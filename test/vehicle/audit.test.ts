@@ -1,5 +1,5 @@
 /**
- * Tests of the pure audit chain (src/vehicle/audit.ts): the canonical encoding
+ * Tests of the pure audit chain (src/core/audit.ts): the canonical encoding
  * and link hash against an independent node:crypto computation, record
  * validation, a table of tamper cases that must each give
  * CK_AUDIT_CHAIN_BROKEN naming the place, the reporting of the unsigned tail,
@@ -24,7 +24,7 @@ import {
   type AuditEntry,
   type AuditRecord,
   type AuditVerification,
-} from '../../src/vehicle/audit.js';
+} from '../../src/core/audit.js';
 
 const crypto = createCrypto('node');
 const vehicleSeed = new Uint8Array(32).fill(7);

@@ -6,18 +6,18 @@
  *   { "entries":     [{ "seq", "time", "kind", "fields", "hash": 128 hex }],
  *     "checkpoints": [{ "seq", "hash": 128 hex, "signature": 128 hex }],
  *     "last": seq of the car's newest entry }
- * Entries are audit records as defined in src/vehicle/audit.ts (the chain and
+ * Entries are audit records as defined in src/core/audit.ts (the chain and
  * checkpoint rules live there; `verifyAudit` is reused as is).
  *
  * Guarantees: `decodeAuditPage` never throws, bounds the page (entries,
  * checkpoints) and validates every record against the audit format before
  * anything is hashed; hex must be exact lowercase of the right length.
  */
-import { fromHex, toHex } from '../core/bytes.js';
-import type { Crypto } from '../core/crypto/index.js';
-import { CarkeyError, fail, ok, type Result } from '../core/errors.js';
-import { MAX_AUDIT_PAGE } from '../core/payloads.js';
-import { AUDIT_HASH_LENGTH, AUDIT_SIGNATURE_LENGTH, validateAuditRecord, verifyAudit, type AuditCheckpoint, type AuditEntry, type AuditFieldValue, type AuditVerification } from '../vehicle/audit.js';
+import { fromHex, toHex } from './bytes.js';
+import type { Crypto } from './crypto/index.js';
+import { CarkeyError, fail, ok, type Result } from './errors.js';
+import { MAX_AUDIT_PAGE } from './payloads.js';
+import { AUDIT_HASH_LENGTH, AUDIT_SIGNATURE_LENGTH, validateAuditRecord, verifyAudit, type AuditCheckpoint, type AuditEntry, type AuditFieldValue, type AuditVerification } from './audit.js';
 
 /** Checkpoints accepted in one page (the car signs one per 64 entries; extra room for shutdowns). */
 export const MAX_PAGE_CHECKPOINTS = 256;

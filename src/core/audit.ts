@@ -27,10 +27,10 @@
  *   undetectable from the log alone, so success reports how many are
  *   `uncovered` instead of hiding it.
  */
-import { concatBytes, equalBytes, utf8 } from '../core/bytes.js';
-import type { Crypto } from '../core/crypto/index.js';
-import { CarkeyError, fail, ok, type Result } from '../core/errors.js';
-import { LABELS } from '../core/labels.js';
+import { concatBytes, equalBytes, utf8 } from './bytes.js';
+import type { Crypto } from './crypto/index.js';
+import { CarkeyError, fail, ok, type Result } from './errors.js';
+import { LABELS } from './labels.js';
 
 export const AUDIT_HASH_LENGTH = 64;
 export const AUDIT_SIGNATURE_LENGTH = 64;
