@@ -163,6 +163,17 @@ describe('carkey end to end over the simulated radio', () => {
     expect(json(await carkey('owner', 'status', '--json'))).toMatchObject({ status: { keyListVersion: 3 } });
   });
 
+  it('survives SIGKILL right after a key-list change: state kept, audit chain intact', async () => {
+    const stranger = json(await carkey('stranger', 'whoami', '--json'));
+    const revoke = await carkey('owner', 'revoke', String(stranger.publicKey), '--json');
+    expect(revoke.code, revoke.stderr).toBe(0);
+    expect(await stopProgram(rig.daemon, 'SIGKILL')).toBe(null);
+    const verify = await runCli('src/cli/carkeyd.js', ['audit', 'verify', '--state', rig.stateDir, '--json']);
+    expect(verify.code, verify.stderr).toBe(0);
+    await startDaemonProcess(rig);
+    expect(json(await carkey('owner', 'status', '--json'))).toMatchObject({ status: { keyListVersion: 4 } });
+  });
+
   it('the audit log verifies on the car and from the owner phone over BLE', async () => {
     const local = await runCli('src/cli/carkeyd.js', ['audit', 'verify', '--state', rig.stateDir, '--json']);
     expect(local.code, local.stderr).toBe(0);
@@ -179,9 +190,9 @@ describe('carkey end to end over the simulated radio', () => {
     expect(base).toMatch(/^http:\/\/127\.0\.0\.1:/);
     expect(await (await fetch(`${base}/health`)).json()).toEqual({ ok: true });
     const state = (await (await fetch(`${base}/state`)).json()) as Record<string, unknown>;
-    expect(state).toMatchObject({ paired: true, keyListVersion: 3 });
+    expect(state).toMatchObject({ paired: true, keyListVersion: 4 });
     expect(JSON.stringify(state)).not.toMatch(/[0-9a-f]{64}/);
     const metrics = await (await fetch(`${base}/metrics`)).text();
-    expect(metrics).toMatch(/carkey_decisions_total\{result="allow",reason="none",command="unlock"\} \d+/);
+    expect(metrics).toMatch(/carkey_decisions_total\{result="allow",reason="none",command="status"\} \d+/);
   });
 });
