@@ -340,8 +340,8 @@ function holdsKeyFor(ctx: Context, command: CommandName): (record: VehicleRecord
   };
 }
 
-async function simpleCommand(ctx: Context, command: 'unlock' | 'lock' | 'trunk', vehicle: string | undefined): Promise<void> {
-  const done = { unlock: 'unlocked', lock: 'locked', trunk: 'opened the trunk of' } as const;
+async function simpleCommand(ctx: Context, command: 'unlock' | 'passiveUnlock' | 'lock' | 'trunk', vehicle: string | undefined): Promise<void> {
+  const done = { unlock: 'unlocked', passiveUnlock: 'unlocked (walk-up)', lock: 'locked', trunk: 'opened the trunk of' } as const;
   await withVehicle(
     ctx,
     vehicle,
@@ -736,12 +736,15 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
     ['lock', 'lock the car', '$ carkey lock'],
     ['trunk', 'open the trunk', '$ carkey trunk --json'],
   ] as const) {
-    program
-      .command(name)
-      .description(summary)
-      .option(...vehicleOption)
+    const sub = program.command(name).description(summary).option(...vehicleOption);
+    if (name === 'unlock') {
+      sub.option('--walk-up', 'walk-up (passive) unlock: the car opens only while this phone is close (RSSI above its threshold); needs the passive permission');
+    }
+    sub
       .addHelpText('after', example(sample))
-      .action(async (options: { vehicle?: string }, command: Command) => simpleCommand(context(command), name, options.vehicle));
+      .action(async (options: { vehicle?: string; walkUp?: boolean }, command: Command) =>
+        simpleCommand(context(command), name === 'unlock' && options.walkUp === true ? 'passiveUnlock' : name, options.vehicle),
+      );
   }
 
   program

@@ -16,6 +16,7 @@ import { Permission } from '../../src/core/roles.js';
 import { decodeShare } from '../../src/phone/share.js';
 import { hardwareCtl, runCli, startDaemonProcess, startRig, stopProgram, stopRig, type CarRig, type CliResult } from '../../firmware-sim/rig.js';
 import { rawRequest } from '../helpers/raw-phone.js';
+import { setLinkProfile } from '../../src/transport/sim.js';
 
 const crypto = createCrypto('node');
 let rig: CarRig;
@@ -79,6 +80,19 @@ describe('carkey end to end over the simulated radio', () => {
     const status = await carkey('owner', 'status', '--json');
     expect(status.code).toBe(0);
     expect(json(status)).toMatchObject({ status: { drive: 'off', trunk: 'open', keyListVersion: 1 } });
+  });
+
+  it('walk-up unlock works only while the phone is close (RSSI from the radio, with hysteresis)', async () => {
+    await carkey('owner', 'lock');
+    await setLinkProfile(rig.radio, { peripheral: 'Test-Car', rssi: 'fixed:-85' });
+    const far = await carkey('owner', 'unlock', '--walk-up');
+    expect(far.code, far.stderr).toBe(ExitCode.denied);
+    expect(Object.values((await hwState()).locks)).toEqual(['locked', 'locked', 'locked', 'locked']);
+    await setLinkProfile(rig.radio, { peripheral: 'Test-Car', rssi: 'fixed:-50' });
+    const near = await carkey('owner', 'unlock', '--walk-up');
+    expect(near.code, near.stderr).toBe(0);
+    expect(Object.values((await hwState()).locks)).toEqual(['unlocked', 'unlocked', 'unlocked', 'unlocked']);
+    await setLinkProfile(rig.radio, { peripheral: 'Test-Car', rssi: 'fixed:-60' });
   });
 
   it('start needs the PIN: missing and wrong are denied, right starts', async () => {
