@@ -17,8 +17,7 @@
  */
 import type { Logger } from 'pino';
 import { recognize, revealOf, type Decision } from '../core/authorize.js';
-import { toHex } from '../core/bytes.js';
-import { acceptKeyList, decodeKeyList, type KeyList } from '../core/credentials.js';
+import { acceptKeyList, containsKey, decodeKeyList, type KeyList } from '../core/credentials.js';
 import type { RandomSource } from '../core/crypto/backend.js';
 import type { Crypto } from '../core/crypto/policy.js';
 import { CarkeyError, toCarkeyError } from '../core/errors.js';
@@ -280,7 +279,7 @@ export class LinkHandler {
     const decoded = decodeKeyList(event.keyList);
     const accepted = decoded.ok ? acceptKeyList(deps.crypto, decoded.value, deps.keyList(), deps.vehicleId, { viaPairing: true }) : decoded;
     const keyId = keyIdOf(deps.crypto, event.peerKey);
-    if (!accepted.ok || !accepted.value.owners.some((owner) => toHex(owner) === toHex(event.peerKey))) {
+    if (!accepted.ok || !containsKey(accepted.value.owners, event.peerKey)) {
       const error = accepted.ok ? new CarkeyError('CK_KEYLIST_NOT_OWNER', 'the pairing phone must be an owner in its key list') : accepted.error;
       deps.store.appendAudit('pairing', { result: 'refused', key: keyId, reason: error.code });
       await this.send(this.session.finishPairing({ accepted: false, error }));
