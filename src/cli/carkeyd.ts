@@ -160,7 +160,7 @@ program
     }
   });
 
-addRunOptions(program.command('config').command('check').description('validate a configuration and print it resolved (no secrets)'))
+addRunOptions(program.command('config').description('configuration tools').command('check').description('validate a configuration and print it resolved (no secrets)'))
   .option('--json', 'machine-readable output')
   .action((flags: RunFlags) => {
     try {
