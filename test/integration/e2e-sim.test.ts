@@ -209,4 +209,16 @@ describe('carkey end to end over the simulated radio', () => {
     const metrics = await (await fetch(`${base}/metrics`)).text();
     expect(metrics).toMatch(/carkey_decisions_total\{result="allow",reason="none",command="status"\} \d+/);
   });
+
+  it('factory reset needs the long press and the keycard; afterwards old phones cannot even find the car', async () => {
+    await hardwareCtl(rig, 'tap-keycard', 'card-1');
+    expect((await carkey('owner', 'status')).code).toBe(0);
+    await hardwareCtl(rig, 'long-press');
+    await hardwareCtl(rig, 'tap-keycard', 'card-1');
+    await waitForDisplay('Factory reset');
+    const base = String(rig.daemon?.ready.status);
+    expect(await (await fetch(`${base}/state`)).json()).toMatchObject({ paired: false });
+    // The reset also rotates the advertising secret: old phones no longer recognise the car on the air.
+    expect((await carkey('owner', 'unlock', '--timeout', '1500')).code).toBe(ExitCode.notFound);
+  });
 });

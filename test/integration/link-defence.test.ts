@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { hardwareCtl, runCli, startDaemonProcess, startRig, stopRig, type CarRig, type CliResult } from '../../firmware-sim/rig.js';
+import { splitMessage } from '../../src/core/framing.js';
 import { createSimCentral, type SimCentralTransport } from '../../src/transport/sim.js';
 import type { CentralLink, CloseReason } from '../../src/transport/types.js';
 
@@ -60,6 +61,21 @@ describe('link defences of carkeyd', () => {
     for (let i = 0; i < 20; i++) await link.write(Uint8Array.of(0x80, 0x00, 0x02, 0x01, 0x01)).catch(() => undefined);
     expect(await closed).toBe('remote');
   });
+
+  it('survives random frames and random messages from many links, and still serves the owner', async () => {
+    for (let round = 0; round < 30; round++) {
+      const { link, closed } = await attackerLink();
+      const junk = new Uint8Array(randomBytes(1 + (round * 37) % 180));
+      // Half the rounds: a well-framed message of random bytes; the rest: raw random chunks.
+      const chunks = round % 2 === 0 ? splitMessage(junk, link.mtu()) : [junk.subarray(0, Math.min(junk.length, link.mtu() - 3))];
+      for (const chunk of chunks) await link.write(chunk).catch(() => undefined);
+      if (round % 3 === 0) await closed;
+      else await link.disconnect().catch(() => undefined);
+    }
+    expect(rig.daemon?.child.exitCode).toBe(null);
+    const unlock = await carkey('unlock');
+    expect(unlock.code, unlock.stderr).toBe(0);
+  }, 60_000);
 
   it('an attacker holding every slot cannot keep the owner out', async () => {
     const held = await Promise.all([attackerLink(), attackerLink(), attackerLink()]);
