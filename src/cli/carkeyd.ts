@@ -87,7 +87,7 @@ async function run(flags: RunFlags): Promise<void> {
     daemon = await startDaemon(config, { logger });
   } catch (error) {
     const carkeyError = toCarkeyError(error);
-    logger.fatal({ code: carkeyError.code, err: carkeyError.message }, 'carkeyd could not start');
+    logger.fatal({ errorCode: carkeyError.code, err: carkeyError.message }, 'carkeyd could not start');
     fail(carkeyError, false);
   }
   const crypto = createCrypto(config.cryptoBackend);

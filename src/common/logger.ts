@@ -3,14 +3,16 @@
  *
  * Guarantees: JSON lines on the chosen stream; any field whose name says it
  * holds secret material (seed, secret, key material, signatures, PINs,
- * pairing codes, passphrases) is redacted at any depth we log, so a log file
- * never leaks keys. Public keys are logged only as key ids.
+ * pairing codes, passphrases) is redacted at the top level and one level
+ * down, so a log file never leaks keys. Public keys are logged only as key
+ * ids. Error codes are logged as `errorCode` (a bare `code` field is taken to
+ * be a pairing code and redacted).
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
 
 export const REDACTED_PATHS = [
   'seed', '*.seed', 'secret', '*.secret', 'secretKey', '*.secretKey', 'privateKey', '*.privateKey',
-  'signature', '*.signature', 'sig', '*.sig', 'pin', '*.pin', 'startPin', '*.startPin', 'code', '*.code',
+  'signature', '*.signature', 'sig', '*.sig', 'pin', '*.pin', 'startPin', '*.startPin', 'code', '*.code', 'pairingCode', '*.pairingCode',
   'passphrase', '*.passphrase', 'advSecret', '*.advSecret', 'key', '*.key', 'sessionKey', '*.sessionKey',
   'config.startPin',
 ];

@@ -251,7 +251,7 @@ function loadKeyList(store: VehicleStore, logger: Logger): KeyList | undefined {
   if (stored === undefined) return undefined;
   const decoded = decodeKeyList(stored.bytes);
   if (!decoded.ok) {
-    logger.error({ code: decoded.error.code }, 'stored key list does not decode; the car stays unpaired until re-paired');
+    logger.error({ errorCode: decoded.error.code }, 'stored key list does not decode; the car stays unpaired until re-paired');
     return undefined;
   }
   return decoded.value;

@@ -220,7 +220,7 @@ class ControllerLink implements ByteSink {
   data(chunk: Uint8Array): void {
     for (const item of this.splitter.push(chunk)) {
       if (item.ok) this.handleLine(item.line);
-      else this.config.logger.warn({ code: item.error.code }, `unreadable line from the body controller: ${item.error.text}`);
+      else this.config.logger.warn({ errorCode: item.error.code }, `unreadable line from the body controller: ${item.error.text}`);
     }
   }
 
@@ -267,7 +267,7 @@ class ControllerLink implements ByteSink {
       const { code, text, id } = parsed.error;
       const request = id > 0 ? this.take(id) : undefined;
       if (request === undefined) {
-        logger.warn({ code, line }, `malformed line from the body controller: ${text}`);
+        logger.warn({ errorCode: code, line }, `malformed line from the body controller: ${text}`);
       } else {
         request.reject(new CarkeyError('CK_HW_BAD_REPLY', `${request.verb}: ${code} ${text}`, { verb: request.verb, code }));
       }

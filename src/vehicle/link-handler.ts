@@ -90,7 +90,7 @@ export class LinkHandler {
       this.queue = this.queue.then(() => this.onMessage(message)).catch((error: unknown) => this.fatal(toCarkeyError(error)));
     });
     this.channel.onError((error) => {
-      this.log.debug({ code: error.code }, 'framing error');
+      this.log.debug({ errorCode: error.code }, 'framing error');
       if (this.stateValue === 'unauthenticated') void this.drop('framing');
     });
     link.onClose((reason) => {
@@ -268,7 +268,7 @@ export class LinkHandler {
     } else {
       deps.store.appendAudit('decision', { ...audit, result: 'allow', role: decision.role, failed: outcome.error.code });
       deps.metrics.decisions.inc({ result: 'failed', reason: outcome.error.code, command });
-      this.log.warn({ command, code: outcome.error.code, err: outcome.error.message }, 'allowed but failed');
+      this.log.warn({ command, errorCode: outcome.error.code, err: outcome.error.message }, 'allowed but failed');
       await this.send(this.session.respond(event.seq, { status: 'failed', payload: new TextEncoder().encode(outcome.error.code) }));
     }
     deps.metrics.unlockLatency.observe({ command }, (deps.monotonic() - started) / 1000);
@@ -306,7 +306,7 @@ export class LinkHandler {
 
   private async refuse(error: CarkeyError, audited: boolean): Promise<void> {
     this.deps.metrics.refusals.inc({ code: error.code });
-    this.log.info({ code: error.code }, 'refused');
+    this.log.info({ errorCode: error.code }, 'refused');
     if (audited) this.deps.store.appendAudit('decision', { result: 'deny', reason: error.code, stage: 'request' });
     await this.send(REFUSE_BYTES);
     await this.drop('refused');
@@ -317,13 +317,13 @@ export class LinkHandler {
     try {
       await this.channel.send(message);
     } catch (error) {
-      this.log.debug({ code: toCarkeyError(error).code }, 'send failed');
+      this.log.debug({ errorCode: toCarkeyError(error).code }, 'send failed');
       await this.drop('send failed');
     }
   }
 
   private fatal(error: CarkeyError): void {
-    this.log.error({ code: error.code, err: error.message }, 'link handler error');
+    this.log.error({ errorCode: error.code, err: error.message }, 'link handler error');
     void this.drop('internal error');
   }
 }
