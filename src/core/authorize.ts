@@ -134,8 +134,13 @@ export function recognize(
   return { recognized: true, role: grant.role, mask: ROLE_MASK[grant.role] & grant.permissions, subject, grant };
 }
 
-export function decide(crypto: Crypto, input: DecisionInput): Decision {
-  const who = recognize(crypto, input);
+/**
+ * The decision. `recognition` may be passed when the caller already ran
+ * `recognize` for this input (the car does, to admit the link), so a grant's
+ * signature is not verified twice on the entry path.
+ */
+export function decide(crypto: Crypto, input: DecisionInput, recognition?: Recognition): Decision {
+  const who = recognition ?? recognize(crypto, input);
   if (!who.recognized) return deny(who.reason, who.subject);
   const { subject, grant, role, mask } = who;
   if (grant !== undefined) {

@@ -9,7 +9,7 @@
  * facts; the PIN is compared in constant time.
  */
 import { equalBytes, utf8 } from '../core/bytes.js';
-import { decide, type Credential, type Decision, type ProximityFacts } from '../core/authorize.js';
+import { decide, type Credential, type Decision, type ProximityFacts, type Recognition } from '../core/authorize.js';
 import type { KeyList } from '../core/credentials.js';
 import type { Crypto } from '../core/crypto/policy.js';
 import type { CommandName } from '../core/roles.js';
@@ -37,7 +37,8 @@ export function checkPin(crypto: Crypto, expected: string | undefined, given: st
   return equalBytes(crypto.hash(utf8(expected)), crypto.hash(utf8(given))) ? 'ok' : 'wrong';
 }
 
-export function authorize(crypto: Crypto, policy: AuthorizerPolicy, request: AuthorizationRequest): Decision {
+/** `recognition`: the result of `recognize` for this same request, if the caller has it. */
+export function authorize(crypto: Crypto, policy: AuthorizerPolicy, request: AuthorizationRequest, recognition?: Recognition): Decision {
   return decide(crypto, {
     vehicleId: request.vehicleId,
     keyList: request.keyList,
@@ -48,5 +49,5 @@ export function authorize(crypto: Crypto, policy: AuthorizerPolicy, request: Aut
     proximity: request.proximity,
     policy: { relayBoundMs: policy.relayBoundMs, startPinRequired: policy.startPin !== undefined },
     pin: checkPin(crypto, policy.startPin, request.pin),
-  });
+  }, recognition);
 }

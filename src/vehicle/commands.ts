@@ -18,6 +18,7 @@ import { raiseFloor } from '../core/time-floor.js';
 import { toHex } from '../core/bytes.js';
 import { encodeAuditPage } from '../core/audit-page.js';
 import type { ActuatorPort } from './actuator.js';
+import type { AuditFields } from '../core/audit.js';
 import type { VehicleStore } from './store.js';
 
 /** Largest audit page payload: leaves room in one 8 KiB message for the envelope. */
@@ -88,16 +89,25 @@ function pushKeyList(context: CommandContext, args: Uint8Array): CommandOutcome 
   const accepted = acceptKeyList(context.crypto, decoded.value, context.currentKeyList(), context.vehicleId);
   if (!accepted.ok) return { status: 'failed', error: accepted.error };
   const list = accepted.value;
-  context.store.replaceKeyList(list.bytes, list.version, {
+  installKeyList(context.store, list, context.systemNow(), context.onKeyListChanged, {
     via: 'ble',
     signer: toHex(list.signer.subarray(0, 8)),
     owners: list.owners.length,
     revokedSerials: list.revokedSerials.length,
     revokedKeys: list.revokedKeys.length,
   });
-  context.store.raiseTimeFloor(raiseFloor(context.store.timeFloor(), context.systemNow(), [list.issuedAt]));
-  context.onKeyListChanged(list);
   return { status: 'ok', payload: encodeVersion(list.version), detail: { version: list.version } };
+}
+
+/**
+ * Put an accepted key list in force: store it with its audit entry (one
+ * transaction), raise the trusted time floor to its signed issue time, and
+ * tell the daemon. The one way a key list becomes current, over BLE or pairing.
+ */
+export function installKeyList(store: VehicleStore, list: KeyList, systemNow: number, onChanged: (list: KeyList) => void, fields: AuditFields): void {
+  store.replaceKeyList(list.bytes, list.version, fields);
+  store.raiseTimeFloor(raiseFloor(store.timeFloor(), systemNow, [list.issuedAt]));
+  onChanged(list);
 }
 
 function readAudit(context: CommandContext, args: Uint8Array): CommandOutcome {
@@ -105,12 +115,12 @@ function readAudit(context: CommandContext, args: Uint8Array): CommandOutcome {
   if (!request.ok) return { status: 'failed', error: request.error };
   const entries = context.store.readAudit({ fromSeq: Math.max(1, request.value.fromSeq), limit: request.value.limit });
   const last = context.store.lastAuditSeq();
-  const checkpoints = context.store.checkpoints();
+  const first = entries[0]?.seq ?? 0;
+  const checkpoints = first === 0 ? [] : context.store.checkpoints({ fromSeq: first, limit: entries.length });
   // Halve the page until it fits one message (an entry can be a few hundred bytes).
   for (let page = entries; ; page = page.slice(0, Math.ceil(page.length / 2))) {
-    const first = page[0]?.seq ?? 0;
     const lastInPage = page.at(-1)?.seq ?? 0;
-    const bytes = encodeAuditPage({ entries: page, checkpoints: checkpoints.filter((c) => c.seq >= first && c.seq <= lastInPage), last });
+    const bytes = encodeAuditPage({ entries: page, checkpoints: checkpoints.filter((c) => c.seq <= lastInPage), last });
     if (bytes.length <= MAX_AUDIT_PAGE_BYTES || page.length <= 1) return { status: 'ok', payload: bytes };
   }
 }

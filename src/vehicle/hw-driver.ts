@@ -3,7 +3,7 @@
  * a pseudo-terminal, or the simulator's UNIX socket. Same code for all three.
  *
  * Guarantees:
- * - Speaks the line protocol of firmware-sim/hardware/protocol.ts (specified in
+ * - Speaks the line protocol of ./body-protocol.ts (specified in
  *   docs/firmware-sim.md): every request has an id 1..65535 unique among the
  *   requests in flight and its own timeout; every line received is checksum-
  *   and length-checked before it is believed.

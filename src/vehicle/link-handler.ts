@@ -16,7 +16,7 @@
  *   this throw (errors end the session).
  */
 import type { Logger } from 'pino';
-import { recognize, revealOf, type Decision } from '../core/authorize.js';
+import { recognize, revealOf, type Decision, type Recognition } from '../core/authorize.js';
 import { acceptKeyList, containsKey, decodeKeyList, type KeyList } from '../core/credentials.js';
 import type { RandomSource } from '../core/crypto/backend.js';
 import type { Crypto } from '../core/crypto/policy.js';
@@ -24,13 +24,12 @@ import { CarkeyError, toCarkeyError } from '../core/errors.js';
 import { keyIdOf } from '../core/identity.js';
 import { REFUSE_BYTES } from '../core/messages.js';
 import { decodePin } from '../core/payloads.js';
-import { raiseFloor } from '../core/time-floor.js';
 import { VehicleSession, type VehicleEvent } from '../core/vehicle-session.js';
 import { MessageChannel, peripheralChunks } from '../transport/channel.js';
 import type { PeripheralLink } from '../transport/types.js';
 import type { ActuatorPort } from './actuator.js';
 import { authorize } from './authorizer.js';
-import { executeCommand } from './commands.js';
+import { executeCommand, installKeyList } from './commands.js';
 import type { DaemonConfig } from './config.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { PairingController } from './pairing-mode.js';
@@ -185,6 +184,7 @@ export class LinkHandler {
     const deps = this.deps;
     const rssi = this.link.rssi();
     const keyId = keyIdOf(deps.crypto, event.peerKey);
+    let recognition: Recognition | undefined;
     if (event.first) {
       // A valid signature only proves a key; the link counts as authenticated
       // (not evictable, longer idle time) once that key is one the car knows.
@@ -192,10 +192,10 @@ export class LinkHandler {
       if (!who.recognized) {
         deps.store.appendAudit('decision', { result: 'deny', reason: who.reason, key: keyId, subject: who.subject, command: event.command ?? 'unknown', rssi: rssi ?? null, responseMs: Math.round(event.responseTimeMs) });
         deps.metrics.decisions.inc({ result: 'deny', reason: who.reason, command: event.command ?? 'unknown' });
-        this.session.refuse(new CarkeyError('CK_DENIED', who.reason));
         await this.refuse(new CarkeyError('CK_DENIED', who.reason), false);
         return;
       }
+      recognition = who;
       this.stateValue = 'authenticated';
       deps.metrics.responseTime.observe(event.responseTimeMs / 1000);
     }
@@ -219,7 +219,7 @@ export class LinkHandler {
       // A malformed PIN is a wrong PIN (it can never equal a valid configured one);
       // while the guard is locked, every PIN is wrong.
       pin: pinLocked ? '' : pin.ok ? pin.value : '',
-    });
+    }, recognition);
     if (command === 'start' && deps.config.startPin !== undefined && !pinLocked) {
       if (decision.allow) deps.pinGuard.record('ok', started);
       else if (decision.reason === 'pin-wrong') deps.pinGuard.record('wrong', started);
@@ -239,7 +239,6 @@ export class LinkHandler {
       this.log.info({ command, reason: decision.reason, subject: decision.subject }, 'denied');
       const category = revealOf(decision.reason);
       if (category === undefined) {
-        this.session.refuse(new CarkeyError('CK_DENIED', decision.reason));
         await this.refuse(new CarkeyError('CK_DENIED', decision.reason), false);
         return;
       }
@@ -296,15 +295,15 @@ export class LinkHandler {
       return;
     }
     const list = accepted.value;
-    deps.store.replaceKeyList(list.bytes, list.version, { via: 'pairing', owner: keyId, name: event.name, owners: list.owners.length });
-    deps.store.raiseTimeFloor(raiseFloor(deps.store.timeFloor(), deps.wallClock(), [list.issuedAt]));
-    deps.onKeyListChanged(list);
+    installKeyList(deps.store, list, deps.wallClock(), deps.onKeyListChanged, { via: 'pairing', owner: keyId, name: event.name, owners: list.owners.length });
     deps.show(['Paired', event.name.slice(0, 20)]);
     this.log.info({ owner: keyId }, 'owner paired');
     await this.send(this.session.finishPairing({ accepted: true, advSecret: deps.store.advertisingSecret(), vehicleName: deps.config.name }));
   }
 
+  /** End the session with the generic refusal on the wire and drop the link. */
   private async refuse(error: CarkeyError, audited: boolean): Promise<void> {
+    this.session.refuse(error);
     this.deps.metrics.refusals.inc({ code: error.code });
     this.log.info({ errorCode: error.code }, 'refused');
     if (audited) this.deps.store.appendAudit('decision', { result: 'deny', reason: error.code, stage: 'request' });
