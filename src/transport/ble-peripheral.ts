@@ -21,6 +21,13 @@
  *   read with bleno's updateRssi every `rssiIntervalMs`; 127 ("not
  *   available") and unanswered reads give `undefined` (btvirt does not
  *   implement HCI Read RSSI, so on the emulator it is always undefined).
+ * - A disconnect the car asks for never loses what it sent just before: bleno
+ *   keeps ACL packets in its own host queue while the controller's buffers are
+ *   busy (e.g. the ATT write response to the phone's last chunk) and throws
+ *   that queue away when the link ends, so `disconnect()` first waits until
+ *   bleno holds nothing for the link (queued or unacknowledged by the
+ *   controller's Number Of Completed Packets), at most FLUSH_TIMEOUT_MS, and
+ *   only then sends HCI Disconnect. `notify` during that wait is refused.
  *
  * LIMITATION (bleno 0.6): one central at a time. bleno tracks a single
  * connection handle and re-enables advertising only when that link ends (the
@@ -62,6 +69,9 @@ export interface BlePeripheralOptions {
 
 const DEFAULT_MAX_MTU = 256;
 const DISCONNECT_TIMEOUT_MS = 2000;
+/** Longest wait for bleno's ACL backlog to drain before a car-side disconnect (see the header). */
+export const FLUSH_TIMEOUT_MS = 500;
+const FLUSH_POLL_MS = 2;
 const RSSI_NOT_AVAILABLE = 127;
 
 let linkCounter = 0;
@@ -73,6 +83,7 @@ class BlenoLink implements PeripheralLink {
   private sendNotification: ((data: Buffer) => void) | undefined;
   private closedWith: CloseReason | undefined;
   private localDisconnect = false;
+  private disconnecting: Promise<void> | undefined;
   private readonly chunks: ChunkInbox;
   private readonly subscribed: OnceEvent<undefined>;
   private readonly closed: OnceEvent<CloseReason>;
@@ -81,6 +92,8 @@ class BlenoLink implements PeripheralLink {
     readonly clientAddress: string,
     private readonly maxMtu: number,
     private readonly dropConnection: () => void,
+    /** ACL packets bleno still holds for this link (undefined: cannot tell). */
+    private readonly aclBacklog: () => number | undefined,
     onHandlerError: HandlerErrorSink,
   ) {
     linkCounter += 1;
@@ -116,6 +129,7 @@ class BlenoLink implements PeripheralLink {
 
   notify(chunk: Uint8Array): Promise<void> {
     if (this.closedWith !== undefined) return Promise.reject(new CarkeyError('CK_TRANSPORT_DISCONNECTED', `link ${this.id} closed (${this.closedWith})`));
+    if (this.disconnecting !== undefined) return Promise.reject(new CarkeyError('CK_TRANSPORT_DISCONNECTED', `link ${this.id} is being disconnected`));
     const send = this.sendNotification;
     if (send === undefined) return Promise.reject(new CarkeyError('CK_TRANSPORT_NOT_SUBSCRIBED', `link ${this.id}`));
     const limit = this.currentMtu - 3;
@@ -125,13 +139,33 @@ class BlenoLink implements PeripheralLink {
     return Promise.resolve();
   }
 
-  /** Resolves once the controller reported the disconnection (or after DISCONNECT_TIMEOUT_MS, closing anyway). */
+  /**
+   * Flush what bleno still holds for this link (at most FLUSH_TIMEOUT_MS), then
+   * drop it; resolves once the controller reported the disconnection (or after
+   * DISCONNECT_TIMEOUT_MS, closing anyway).
+   */
   disconnect(): Promise<void> {
     if (this.closedWith !== undefined) return Promise.resolve();
-    if (!this.localDisconnect) {
-      this.localDisconnect = true;
-      this.dropConnection();
+    if (this.disconnecting === undefined) {
+      this.disconnecting = this.flush().then(() => this.drop());
     }
+    return this.disconnecting;
+  }
+
+  private async flush(): Promise<void> {
+    const deadline = performance.now() + FLUSH_TIMEOUT_MS;
+    for (;;) {
+      if (this.closedWith !== undefined) return;
+      const backlog = this.aclBacklog();
+      if (backlog === undefined || backlog === 0 || performance.now() >= deadline) return;
+      await new Promise((resolve) => setTimeout(resolve, FLUSH_POLL_MS));
+    }
+  }
+
+  private drop(): Promise<void> {
+    if (this.closedWith !== undefined) return Promise.resolve();
+    this.localDisconnect = true;
+    this.dropConnection();
     return new Promise<void>((resolve) => {
       const timer = setTimeout(() => this.close('local'), DISCONNECT_TIMEOUT_MS);
       this.closed.add(() => {
@@ -328,7 +362,7 @@ class BlenoPeripheral implements PeripheralTransport {
     }
     // a connectable advertisement ends when a central connects
     if (this.advertising === 'advertising') this.advertising = 'paused-for-link';
-    const link = new BlenoLink(clientAddress, this.maxMtu, () => this.bleno.disconnect(), this.onHandlerError);
+    const link = new BlenoLink(clientAddress, this.maxMtu, () => this.bleno.disconnect(), () => aclBacklog(this.bleno), this.onHandlerError);
     this.link = link;
     this.startRssiPolling();
     this.logger.debug({ link: link.id }, 'ble: central connected');
@@ -406,6 +440,23 @@ function setBlenoMaxMtu(bleno: BlenoApi, maxMtu: number): void {
   } else {
     throw new CarkeyError('CK_INTERNAL', 'cannot set bleno maxMtu: unexpected bleno internals (version 0.6.x required)');
   }
+}
+
+/**
+ * ACL packets bleno 0.6's HCI layer holds for its current connection: waiting
+ * in its host queue (`_aclOutQueue`) plus written to the controller and not yet
+ * reported completed (`_handleAclsInProgress`). undefined when the internals
+ * are not as expected (then nothing is waited for).
+ */
+function aclBacklog(bleno: BlenoApi): number | undefined {
+  const handle = readPath(bleno, ['_bindings', '_handle']);
+  const hci = readPath(bleno, ['_bindings', '_hci']);
+  if (typeof handle !== 'number') return 0; // no connection: nothing to flush
+  const queue = readPath(hci, ['_aclOutQueue']);
+  const inProgress = readPath(hci, ['_handleAclsInProgress', String(handle)]);
+  if (!Array.isArray(queue)) return undefined;
+  const queued = queue.filter((packet: unknown) => readPath(packet, ['handle']) === handle).length;
+  return queued + (typeof inProgress === 'number' && inProgress > 0 ? inProgress : 0);
 }
 
 function readPath(value: unknown, keys: readonly string[]): unknown {

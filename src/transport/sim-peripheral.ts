@@ -13,6 +13,11 @@
  *   arrive before the first handler is registered are kept, in order); a
  *   write with response is acknowledged to the radio once its chunk has been
  *   handed to the handlers (or kept for them).
+ * - A disconnect the car asks for never overtakes its own notifications:
+ *   `disconnect()` refuses new `notify` calls, waits until every notification
+ *   already passed to `notify` was accepted by the radio (at most
+ *   FLUSH_TIMEOUT_MS), and only then sends the disconnect; the radio carries
+ *   the terminate PDU after them, in order.
  * - An unreachable broker fails `start` with CK_TRANSPORT_RADIO_UNAVAILABLE
  *   naming the socket path. No process-global state.
  */
@@ -22,6 +27,9 @@ import { SimConnection, type RadioEvent } from './sim-connection.js';
 import { ChunkInbox, Handlers, OnceEvent, warnHandlerError, type HandlerErrorSink } from './sim-events.js';
 import { ATT_DEFAULT_MTU, ATT_HEADER_BYTES, ATT_MAX_MTU } from './sim-protocol.js';
 import type { Advertisement, CloseReason, PeripheralLink, PeripheralTransport, Unsubscribe } from './types.js';
+
+/** Longest wait for in-flight notifications before a car-side disconnect. */
+export const FLUSH_TIMEOUT_MS = 500;
 
 export interface SimPeripheralOptions {
   /** UNIX socket of the radio broker. */
@@ -55,6 +63,9 @@ export class SimPeripheralLink implements PeripheralLink {
   private readonly subscribed: OnceEvent<undefined>;
   private readonly closed: OnceEvent<CloseReason>;
   private readonly rssiSamples: Handlers<[RssiSample]>;
+  /** notify requests sent to the radio and not answered yet */
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private disconnecting: Promise<void> | undefined;
 
   constructor(connection: SimConnection, event: Extract<RadioEvent, { ev: 'link-open' }>, onError: HandlerErrorSink) {
     this.connection = connection;
@@ -101,13 +112,36 @@ export class SimPeripheralLink implements PeripheralLink {
   async notify(chunk: Uint8Array): Promise<void> {
     if (this.closed.happened) throw new CarkeyError('CK_TRANSPORT_DISCONNECTED', `link ${this.id} is closed`);
     if (!this.subscribed.happened) throw new CarkeyError('CK_TRANSPORT_NOT_SUBSCRIBED', `link ${this.id}`);
+    if (this.disconnecting !== undefined) throw new CarkeyError('CK_TRANSPORT_DISCONNECTED', `link ${this.id} is being disconnected`);
     if (chunk.length > this.mtuValue - ATT_HEADER_BYTES) throw chunkTooLarge(chunk.length, this.mtuValue);
-    await this.connection.request({ op: 'notify', linkId: this.id, data: chunk });
+    const sent = this.connection.request({ op: 'notify', linkId: this.id, data: chunk });
+    const settled = sent.catch(() => undefined);
+    this.inFlight.add(settled);
+    try {
+      await sent;
+    } finally {
+      this.inFlight.delete(settled);
+    }
   }
 
-  async disconnect(): Promise<void> {
-    if (!this.close('local')) return;
-    await this.connection.request({ op: 'disconnect', linkId: this.id }).catch(() => undefined);
+  /** Flush in-flight notifications (bounded, see the header), then drop the link. */
+  disconnect(): Promise<void> {
+    if (this.closed.happened) return Promise.resolve();
+    this.disconnecting ??= this.flush().then(async () => {
+      if (!this.close('local')) return;
+      await this.connection.request({ op: 'disconnect', linkId: this.id }).catch(() => undefined);
+    });
+    return this.disconnecting;
+  }
+
+  private async flush(): Promise<void> {
+    if (this.inFlight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const bound = new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, FLUSH_TIMEOUT_MS);
+    });
+    await Promise.race([Promise.all([...this.inFlight]), bound]);
+    clearTimeout(timer);
   }
 
   /** @internal radio event for this link. */

@@ -47,9 +47,14 @@ export interface PeripheralLink {
   onSubscribed(handler: () => void): Unsubscribe;
   /** Called once when the link ends, for any reason. */
   onClose(handler: (reason: CloseReason) => void): Unsubscribe;
-  /** Send one chunk as a notification. Rejects if not subscribed or closed. */
+  /** Send one chunk as a notification. Rejects if not subscribed, closed or disconnecting. */
   notify(chunk: Uint8Array): Promise<void>;
-  /** Drop the link. Idempotent. */
+  /**
+   * Drop the link. Idempotent. Notifications already passed to `notify` are
+   * handed to the controller (radio) before the link is dropped, waiting at
+   * most 500 ms for that; `notify` calls made after `disconnect` reject. So
+   * "send a REFUSE, then disconnect" delivers the REFUSE.
+   */
   disconnect(): Promise<void>;
 }
 

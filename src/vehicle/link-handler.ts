@@ -301,7 +301,12 @@ export class LinkHandler {
     await this.send(this.session.finishPairing({ accepted: true, advSecret: deps.store.advertisingSecret(), vehicleName: deps.config.name }));
   }
 
-  /** End the session with the generic refusal on the wire and drop the link. */
+  /**
+   * End the session with the generic refusal on the wire and drop the link.
+   * The REFUSE reaches the phone: `send` resolves once its chunks were handed
+   * to the link, and `PeripheralLink.disconnect` (via `drop`) flushes handed
+   * notifications to the controller before the link goes (bounded, 500 ms).
+   */
   private async refuse(error: CarkeyError, audited: boolean): Promise<void> {
     this.session.refuse(error);
     this.deps.metrics.refusals.inc({ code: error.code });

@@ -10,6 +10,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ExitCode } from '../../src/core/errors.js';
 import { startBtvirt, type Btvirt } from '../../firmware-sim/btvirt/launcher.js';
 import { hardwareCtl, runCli, startDaemonProcess, startRig, stopRig, type CarRig, type CliResult } from '../../firmware-sim/rig.js';
 import { announceUnavailable, emulatorOrSkip } from '../helpers/ble-process.js';
@@ -75,5 +76,29 @@ describe('carkey end to end over real bleno + noble on emulated controllers', ()
     const status = await carkey(socket, 'owner', 'status', '--json');
     expect(status.code, status.stderr).toBe(0);
     expect(JSON.parse(status.stdout)).toMatchObject({ ok: true, status: { keyListVersion: 1 } });
+  }, 120_000);
+
+  // The car answers a revoked key with REFUSE and drops the link at once; bleno must
+  // hand the queued notification to the controller before the disconnect, or the phone
+  // sees only the link drop (CK_TRANSPORT_DISCONNECTED, exit 6, "try again closer").
+  it('a revoked key gets the refusal (CK_PROTO_REFUSED, exit 3), not a dropped link', async ({ skip }) => {
+    const emulator = emulatorOrSkip(btvirt, unavailable, skip);
+    const socket = emulator.leSocketPath;
+    if (rig === undefined) throw new Error('rig not started');
+    expect((await carkey(socket, 'friend', 'keygen')).code).toBe(0);
+    const who = JSON.parse((await carkey(socket, 'friend', 'whoami', '--json')).stdout) as { publicKey: string };
+    const share = await carkey(socket, 'owner', 'share', '--role', 'guest', '--until', '+1d', '--to', who.publicKey, '--out', join(rig.dir, 'friend.carkey'), '--json');
+    expect(share.code, share.stderr).toBe(0);
+    expect((await carkey(socket, 'friend', 'accept', join(rig.dir, 'friend.carkey'))).code).toBe(0);
+    const allowed = await carkey(socket, 'friend', 'unlock');
+    expect(allowed.code, allowed.stderr).toBe(0);
+
+    const revoke = await carkey(socket, 'owner', 'revoke', who.publicKey, '--json');
+    expect(revoke.code, revoke.stderr).toBe(0);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const refused = await carkey(socket, 'friend', 'unlock', '--json');
+      expect(refused.code, refused.stderr).toBe(ExitCode.denied);
+      expect(JSON.parse(refused.stdout)).toMatchObject({ ok: false, error: { code: 'CK_PROTO_REFUSED' } });
+    }
   }, 120_000);
 });

@@ -171,6 +171,26 @@ describe('sim radio broker (compiled) with in-process transports', () => {
     expect(!write.ok && isCarkeyError(write.error, 'CK_TRANSPORT_DISCONNECTED')).toBe(true);
   });
 
+  it('a car-side disconnect right after notifications delivers them first (the REFUSE-then-drop pattern)', async () => {
+    const { carLink, phoneLink } = await connectPair('flush-car', 'flush-phone');
+    await new Promise<void>((resolve) => carLink.onSubscribed(resolve));
+    const events: string[] = [];
+    phoneLink.onChunk((chunk) => events.push(`chunk ${chunk[0] ?? -1}`));
+    const phoneClosed = new Promise<CloseReason>((resolve) => phoneLink.onClose((reason) => {
+      events.push(`closed ${reason}`);
+      resolve(reason);
+    }));
+    // not awaited: the disconnect is asked for while the notifications are still in flight
+    const sent = [1, 2, 3].map((n) => carLink.notify(Uint8Array.from([n])));
+    const dropped = carLink.disconnect();
+    const late = await outcome(carLink.notify(Uint8Array.from([4])));
+    expect(!late.ok && isCarkeyError(late.error, 'CK_TRANSPORT_DISCONNECTED')).toBe(true);
+    await Promise.all(sent);
+    await dropped;
+    expect(await phoneClosed).toBe('remote');
+    expect(events).toEqual(['chunk 1', 'chunk 2', 'chunk 3', 'closed remote']);
+  });
+
   it('link drop fault: both ends see link-lost and a pending write fails', async () => {
     const { carLink, phoneLink } = await connectPair('drop-car', 'drop-phone');
     const carClosed = new Promise<CloseReason>((resolve) => carLink.onClose(resolve));
