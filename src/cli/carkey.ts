@@ -571,6 +571,7 @@ const UNREACHABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'CK_TRANSPORT_RADIO_UNAVAILABLE',
   'CK_TRANSPORT_NO_ADAPTER',
   'CK_FRAME_TIMEOUT',
+  'CK_PROTO_NO_ANSWER',
 ]);
 
 async function revokeCommand(ctx: Context, targetText: string, options: { vehicle?: string; offline?: boolean }): Promise<void> {
@@ -606,7 +607,7 @@ async function revokeCommand(ctx: Context, targetText: string, options: { vehicl
       delivery = await ctx.client().withConnection(updated, seed, (_connection, report) => Promise.resolve(report));
     } catch (error) {
       if (error instanceof CarkeyError && UNREACHABLE.has(error.code)) {
-        ctx.output.warn(`${error.message}: the revocation is NOT in force yet`);
+        ctx.output.warn(`${error.message}: the revocation ${error.code === 'CK_PROTO_NO_ANSWER' ? 'may' : 'is'} NOT in force yet`);
         ctx.output.result(
           { ...summary, delivered: false, queued: true, reason: error.code },
           `revoked ${what} in key list version ${list.version}; the car is not reachable, so it is queued and goes out at the next connection (any command, e.g. \`carkey status\`)`,

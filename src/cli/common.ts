@@ -60,6 +60,7 @@ export const COMMON_HINTS: Hints = {
   CK_TRANSPORT_CONNECT_FAILED: 'try again; if it keeps failing, restart Bluetooth on this device',
   CK_TRANSPORT_TIMEOUT: 'the car did not answer in time; try again closer to the car (or raise --timeout)',
   CK_TRANSPORT_DISCONNECTED: 'the link dropped; try again closer to the car',
+  CK_PROTO_NO_ANSWER: 'check the car (`carkey status`, or look at it) before repeating the command; the car’s audit log (`carkey audit`) records what it did',
   CK_FRAME_TIMEOUT: 'the link is unreliable; try again closer to the car',
   CK_STORE_IO: 'check that the directory named above exists and is writable by you',
   CK_STORE_INSECURE_PERMISSIONS: 'run the chmod shown above, then try again',

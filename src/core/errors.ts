@@ -74,6 +74,7 @@ export const Catalog = {
   CK_PROTO_SESSION_CLOSED: { message: 'session is closed', exit: ExitCode.badInput },
   CK_PROTO_PAIRING_COMMITMENT: { message: 'pairing commitment does not match the revealed nonce', exit: ExitCode.denied },
   CK_PROTO_PAIRING_NOT_CONFIRMED: { message: 'pairing was not confirmed on the car', exit: ExitCode.denied },
+  CK_PROTO_NO_ANSWER: { message: 'the car closed the connection without answering; the command may or may not have been carried out', exit: ExitCode.unavailable },
 
   // --- core: credentials and policy -----------------------------------------
   CK_CRED_BAD_SIGNATURE: { message: 'credential signature does not verify', exit: ExitCode.denied },

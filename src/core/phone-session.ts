@@ -4,7 +4,10 @@
  * Guarantees: the car's CHALLENGE must be signed by the identity key pinned at
  * pairing (a spoofed car fails with CK_PROTO_BAD_CAR_SIGNATURE); the phone's
  * identity and credentials leave only inside sealed messages; a REFUSE from
- * the car becomes CK_PROTO_REFUSED; every method either returns bytes to send
+ * the car becomes CK_PROTO_REFUSED; a link that closes while a REQUEST or
+ * COMMAND is outstanding becomes CK_PROTO_NO_ANSWER (the car may have acted),
+ * distinct from a link lost before anything was asked (CK_TRANSPORT_DISCONNECTED);
+ * every method either returns bytes to send
  * or a typed Result — nothing from the radio makes it throw. Randomness is
  * injected.
  */
@@ -138,9 +141,31 @@ export class PhoneSession {
     return channel.seal(MessageType.command, encodeCommandPlain({ command: Command[command], args }));
   }
 
+  /** True from building a REQUEST or COMMAND until its RESULT (or REFUSE) was opened. */
+  get answerPending(): boolean {
+    return this.awaiting;
+  }
+
+  /**
+   * The link closed. While a REQUEST or COMMAND is outstanding (the phone has
+   * started sending it and no RESULT came) that is CK_PROTO_NO_ANSWER: the car
+   * may have acted on it. Otherwise nothing was asked of the car yet, and it
+   * is the transport failure CK_TRANSPORT_DISCONNECTED (safe to retry).
+   * The session cannot continue either way.
+   */
+  onLinkClosed(detail?: string): CarkeyError {
+    const pending = this.awaiting;
+    this.awaiting = false;
+    this.channel = undefined;
+    return new CarkeyError(pending ? 'CK_PROTO_NO_ANSWER' : 'CK_TRANSPORT_DISCONNECTED', detail);
+  }
+
   /** Open the car's RESULT for the last request or command. */
   onResult(bytes: Uint8Array): Result<CommandResult> {
-    if (isRefuse(bytes)) return fail('CK_PROTO_REFUSED');
+    if (isRefuse(bytes)) {
+      this.awaiting = false; // an answer: the car ended the session without acting
+      return fail('CK_PROTO_REFUSED');
+    }
     const channel = this.channel;
     if (channel === undefined || !this.awaiting) return fail('CK_PROTO_UNEXPECTED_MESSAGE', 'no request outstanding');
     const opened = channel.open(bytes, [MessageType.result]);

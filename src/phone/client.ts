@@ -17,7 +17,10 @@
  *   are, and nothing is retried once a command may have reached the car.
  * - Command answers are typed: ok (with the decoded payload), denied (with
  *   the category the car revealed) or failed. A generic refusal (unknown or
- *   revoked key, tampering, expired challenge) is CK_PROTO_REFUSED.
+ *   revoked key, tampering, expired challenge) is CK_PROTO_REFUSED. A link
+ *   that closes after a REQUEST/COMMAND was sent and before its RESULT is
+ *   CK_PROTO_NO_ANSWER (the car may have acted; never retried), distinct from
+ *   a link lost before anything was asked (CK_TRANSPORT_DISCONNECTED, retried).
  * - An owner's queued key lists are delivered first thing on every
  *   connection (keyListPush as the signed REQUEST) and dequeued only after
  *   the car confirmed the version in force; when another owner device moved
@@ -30,7 +33,7 @@
 import { equalBytes } from '../core/bytes.js';
 import type { Grant, KeyList } from '../core/credentials.js';
 import type { Clock, Crypto, RandomSource } from '../core/crypto/index.js';
-import { CarkeyError, toCarkeyError, type ErrorCode, type Result } from '../core/errors.js';
+import { CarkeyError, isCarkeyError, toCarkeyError, type ErrorCode, type Result } from '../core/errors.js';
 import { decodeServiceData, matchesAdvertisingId, PHONE_BEHIND_EPOCHS, vehicleIdOf } from '../core/identity.js';
 import type { DenyCategoryName } from '../core/messages.js';
 import { decodeStatus, decodeVersion, encodeAuditRead, encodePin, MAX_AUDIT_PAGE, type StatusPayload } from '../core/payloads.js';
@@ -214,6 +217,7 @@ export class VehicleConnection {
       answer = await this.link.exchange(message);
     } catch (error) {
       this.ended = true; // no answer: the session's state is unknown, so it cannot carry another command
+      if (isCarkeyError(error, 'CK_TRANSPORT_DISCONNECTED')) throw this.session.onLinkClosed(`no RESULT for "${command}"`);
       throw error;
     }
     const result = this.session.onResult(answer);

@@ -268,6 +268,25 @@ describe('CarkeyClient over the simulated radio', () => {
     expect(owner.sleeps).toEqual([10]);
   });
 
+  it('a link closed after the REQUEST with no RESULT is CK_PROTO_NO_ANSWER (not retried); closed before it, a retried disconnect', async () => {
+    const car = await startCar({ seed: 'car hang-up' });
+    const owner = await makePhone('hang-up');
+    const record = await pairOwner(owner, car);
+
+    car.hangUp = 'request';
+    const noAnswer = await owner.client().withConnection(record, owner.seed, (connection) => connection.unlock()).catch((thrown: unknown) => thrown);
+    expect((noAnswer as CarkeyError).code).toBe('CK_PROTO_NO_ANSWER');
+    expect((noAnswer as CarkeyError).message).toMatch(/may or may not have been carried out/);
+    expect(car.commands).toEqual(['unlock']); // the car did act: the phone cannot know, and says so
+    expect(owner.sleeps).toEqual([]);
+
+    car.hangUp = 'hello';
+    const dropped = await owner.client().connect(record, owner.seed).catch((thrown: unknown) => thrown);
+    expect((dropped as CarkeyError).code).toBe('CK_TRANSPORT_DISCONNECTED');
+    expect(owner.sleeps).toEqual([10, 20]); // nothing was asked yet: retried with backoff
+    expect(car.commands).toEqual(['unlock']);
+  });
+
   it('refuses a car that does not hold the pinned key', async () => {
     const car = await startCar({ seed: 'car genuine' });
     const owner = await makePhone('spoof');

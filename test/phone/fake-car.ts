@@ -50,6 +50,8 @@ export class FakeCar {
   drive: 'off' | 'ready' = 'off';
   trunk: 'open' | 'closed' = 'closed';
   readonly commands: string[] = [];
+  /** drop the link instead of answering: the HELLO (no CHALLENGE), or a REQUEST/COMMAND after acting on it (no RESULT) */
+  hangUp: 'hello' | 'request' | undefined;
   readonly pairCodes: string[] = [];
   readonly audit: AuditEntry[] = [];
   readonly checkpoints: AuditCheckpoint[] = [];
@@ -122,6 +124,10 @@ export class FakeCar {
     });
     switch (event.kind) {
       case 'reply':
+        if (this.hangUp === 'hello' && session.stateName === 'challenged') {
+          await link.disconnect();
+          return;
+        }
         await channel.send(event.reply);
         return;
       case 'pair-code':
@@ -175,7 +181,12 @@ export class FakeCar {
           return;
         }
         this.commands.push(command);
-        await channel.send(session.respond(event.seq, this.execute(command, event.args)));
+        const outcome = this.execute(command, event.args);
+        if (this.hangUp === 'request') {
+          await link.disconnect();
+          return;
+        }
+        await channel.send(session.respond(event.seq, outcome));
         return;
       }
     }
