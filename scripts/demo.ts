@@ -63,9 +63,9 @@ async function main(): Promise<void> {
     await step(rig, 'owner', ['keygen']);
     await car(rig, 'press-button');
     const pairing = step(rig, 'owner', ['pair', '--yes', '--name', 'owner-phone']);
-    await waitForDisplay(rig, 'Press button');
+    await waitForDisplay(rig, 'Hold button');
     await car(rig, 'display');
-    await car(rig, 'press-button');
+    await car(rig, 'long-press');
     await pairing;
 
     say('2. Unlock, lock, status — decided by the car alone; no server anywhere.');

@@ -288,7 +288,10 @@ function describePlain(type: number, plaintext: Uint8Array, transcriptHash: Uint
       };
     }
     case MessageType.pairReady:
-      return { keyList: hex(must(decodePairReadyPlain(plaintext), 'PAIR_READY plaintext')) };
+    {
+      const m = must(decodePairReadyPlain(plaintext), 'PAIR_READY plaintext');
+      return { status: m.status, epoch: m.epoch, requiredVersion: m.requiredVersion, keyList: hex(m.keyList) };
+    }
     case MessageType.pairConfirm: {
       const m = must(decodePairConfirmPlain(plaintext), 'PAIR_CONFIRM plaintext');
       const body = plaintext.subarray(0, plaintext.length - 64);
@@ -603,7 +606,7 @@ export function generateVectors(crypto: Crypto = createCrypto('node')): JsonObje
   const pairDaemonRng = new RecordingRandom('carkey vectors v1: pairing/daemon');
   const pairCar = new VehicleSession({ crypto, identitySeed: parties.carSeed, random: pairCarRng.source, challengeTtlMs: DEFAULT_CHALLENGE_TTL_MS });
   const pairPhone = new PhonePairing({ crypto, random: pairPhoneRng.source, identitySeed: parties.ownerSeed });
-  const pairContext: VehicleContext = { now: 1_000, carTime: CAR_TIME, keyListVersion: 0, pairingOpen: true, currentKeyList: new Uint8Array(0) };
+  const pairContext: VehicleContext = { now: 1_000, carTime: CAR_TIME, keyListVersion: 0, pairingOpen: true, pairReady: { status: 'ready', epoch: 0, requiredVersion: 1, keyList: new Uint8Array(0) } };
   const pairLog = new SessionLog(crypto);
   const pairHello = pairPhone.start();
   pairLog.add('phone', pairHello);
@@ -632,8 +635,8 @@ export function generateVectors(crypto: Crypto = createCrypto('node')): JsonObje
   pairLog.useKeys(pairKeys, pairTh);
   pairLog.add('phone', reveal.message);
   pairLog.add('car', codeEvent.reply);
-  const currentList = must(pairPhone.onReady(codeEvent.reply), 'PAIR_READY');
-  if (currentList.length !== 0) throw internal('an unpaired car sends an empty key list');
+  const ready = must(pairPhone.onReady(codeEvent.reply), 'PAIR_READY');
+  if (ready.keyList.length !== 0 || ready.requiredVersion !== 1) throw internal('an unpaired car sends an empty key list and asks for version 1');
 
   const keyListV1 = signKeyList(crypto, parties.ownerSeed, {
     vehicleId,
@@ -657,7 +660,7 @@ export function generateVectors(crypto: Crypto = createCrypto('node')): JsonObje
   const pairingSection: JsonObject = {
     description:
       'First owner pairing of an unpaired car (pairing mode open, empty key list). The person compares the 6-digit code on phone and car, confirms on the phone (PAIR_CONFIRM), then confirms physically on the car (PAIR_RESULT).',
-    context: { pairingOpen: true, currentKeyList: '', keyListVersion: 0, carTime: CAR_TIME },
+    context: { pairingOpen: true, pairReady: { status: 'ready', epoch: 0, requiredVersion: 1, keyList: '' }, keyListVersion: 0, carTime: CAR_TIME },
     rng: {
       phone: pairPhoneRng.describe([
         ['X25519 ephemeral secret (PAIR_HELLO)', 32],
@@ -692,7 +695,7 @@ export function generateVectors(crypto: Crypto = createCrypto('node')): JsonObje
   };
 
   // (b) Owner unlock, then LOCK; (g) STATUS and (d) key-list push continue the same session ---------------
-  const ownerContext: VehicleContext = { now: 20_000, carTime: CAR_TIME + MINUTE, keyListVersion: 1, pairingOpen: false, currentKeyList: installedV1.bytes };
+  const ownerContext: VehicleContext = { now: 20_000, carTime: CAR_TIME + MINUTE, keyListVersion: 1, pairingOpen: false, pairReady: { status: 'ready', epoch: 0, requiredVersion: 2, keyList: installedV1.bytes } };
   const owner = openUnlockSession(crypto, parties, 'owner-unlock', parties.ownerSeed, ownerContext);
   must(owner.phone.onChallenge(owner.challenge), 'owner phone checks CHALLENGE');
   const request = owner.phone.request({ kind: 'owner' }, 'unlock');
@@ -807,7 +810,7 @@ export function generateVectors(crypto: Crypto = createCrypto('node')): JsonObje
     notAfter: CAR_TIME + 7 * 24 * HOUR,
   });
   sameBytes(must(decodeGrant(grant.bytes), 'decode grant').bytes, grant.bytes, 'grant round trip');
-  const guestContext: VehicleContext = { now: 40_000, carTime: guestTime, keyListVersion: 2, pairingOpen: false, currentKeyList: installedV2.bytes };
+  const guestContext: VehicleContext = { now: 40_000, carTime: guestTime, keyListVersion: 2, pairingOpen: false, pairReady: { status: 'ready', epoch: 0, requiredVersion: 3, keyList: installedV2.bytes } };
   const guest = openUnlockSession(crypto, parties, 'guest-unlock', parties.friendSeed, guestContext);
   must(guest.phone.onChallenge(guest.challenge), 'guest phone checks CHALLENGE');
   const guestRequest = guest.phone.request({ kind: 'grant', bytes: grant.bytes }, 'unlock');
@@ -853,7 +856,7 @@ export function generateVectors(crypto: Crypto = createCrypto('node')): JsonObje
   };
 
   // (f) REFUSE: a stranger (valid signature, key not on the car's list) ---------------------------------
-  const strangerContext: VehicleContext = { now: 60_000, carTime: CAR_TIME + 2 * HOUR, keyListVersion: 2, pairingOpen: false, currentKeyList: installedV2.bytes };
+  const strangerContext: VehicleContext = { now: 60_000, carTime: CAR_TIME + 2 * HOUR, keyListVersion: 2, pairingOpen: false, pairReady: { status: 'ready', epoch: 0, requiredVersion: 3, keyList: installedV2.bytes } };
   const stranger = openUnlockSession(crypto, parties, 'stranger', parties.strangerSeed, strangerContext);
   must(stranger.phone.onChallenge(stranger.challenge), 'stranger checks CHALLENGE');
   const strangerRequest = stranger.phone.request({ kind: 'owner' }, 'unlock');

@@ -69,6 +69,10 @@ const CARKEY_HINTS: Hints = {
   CK_PROTO_BAD_CAR_SIGNATURE: 'this is not the car you paired with, or something is impersonating it; do not use it',
   CK_PROTO_PAIRING_NOT_CONFIRMED: 'put the car in pairing mode again (pairing button or keycard) and rerun `carkey pair`',
   CK_PAIRING_NOT_ACTIVE: 'press the pairing button or tap the keycard on the car, then rerun `carkey pair`',
+  CK_PAIRING_BUSY: 'another phone is pairing: if it is not yours, do not confirm anything on the car; wait for the pairing window to close (or power-cycle the car) and rerun `carkey pair`',
+  CK_KEYLIST_VERSION_EXHAUSTED: 'factory-reset the car (hold the pairing button, then tap a registered keycard) and pair again',
+  CK_KEYLIST_VERSION_JUMP: 'sign the next key list from the one in force on the car (`carkey keys --fetch`) and deliver it again',
+  CK_KEYLIST_WRONG_EPOCH: 'the car was factory-reset since this list was made: pair again with `carkey pair`',
   CK_CRED_BAD_WINDOW: 'choose --from/--until within the longest window allowed for the role (guest: 30 days)',
   CK_KEYLIST_TOO_LARGE: 'revoke an owner (carkey revoke KEY) before adding another',
   CK_AUDIT_CHAIN_BROKEN: 'the car’s log was altered or damaged; keep this output as evidence and inspect the car',
@@ -458,7 +462,9 @@ async function shareCommand(ctx: Context, options: ShareOptions): Promise<void> 
   const self = ctx.store.identity().publicKey;
   if (toHex(subject) === toHex(self)) throw new CarkeyError('CK_USAGE', '--to is your own key; owners need no grant');
   const seed = await ctx.unlockSeed();
-  const grant = usingSeed(seed, () => signGrant(ctx.crypto, seed, { vehicleId: record.vehicleId, serial: ctx.random(8), subject, role: options.role, permissions, notBefore, notAfter }));
+  // The grant names the epoch of the car's key list this owner knows (a factory reset voids older grants).
+  const epoch = latestKnownKeyList(record)?.epoch ?? 0;
+  const grant = usingSeed(seed, () => signGrant(ctx.crypto, seed, { vehicleId: record.vehicleId, epoch, serial: ctx.random(8), subject, role: options.role, permissions, notBefore, notAfter }));
   await ctx.store.updateVehicle(record.vehicleId, (current) => {
     const base = current ?? record;
     return { ...base, issued: [...base.issued, { grant, issuedAt: now }].slice(-MAX_ISSUED_GRANTS) };

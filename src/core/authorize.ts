@@ -111,6 +111,10 @@ export type Recognition =
  * current owner that is not revoked. Unrecognised peers get only the generic
  * refusal (`revealOf` of every reason here is undefined). Time windows are
  * not checked here: an expired grant still identifies its holder.
+ *
+ * Revocation wins: a key in `revokedKeys` is refused as a peer and as a
+ * grant issuer even if a (hand-made) list also names it as an owner. A grant
+ * must name the epoch of the list in force (a factory reset voids grants).
  */
 export function recognize(
   crypto: Crypto,
@@ -128,8 +132,9 @@ export function recognize(
   const grant = credential.grant;
   const valid = verifyGrant(crypto, grant, input.vehicleId);
   if (!valid.ok) return no(valid.error.code === 'CK_CRED_WRONG_VEHICLE' ? 'grant-wrong-vehicle' : 'grant-invalid');
+  if (grant.epoch !== keyList.epoch) return no('grant-invalid');
   if (!equalBytes(grant.subject, peerKey)) return no('grant-wrong-subject');
-  if (!containsKey(keyList.owners, grant.issuer)) return no('grant-issuer-not-owner');
+  if (!containsKey(keyList.owners, grant.issuer) || containsKey(keyList.revokedKeys, grant.issuer)) return no('grant-issuer-not-owner');
   if (containsKey(keyList.revokedSerials, grant.serial)) return no('grant-revoked');
   return { recognized: true, role: grant.role, mask: ROLE_MASK[grant.role] & grant.permissions, subject, grant };
 }

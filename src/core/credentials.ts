@@ -1,11 +1,12 @@
 /**
  * Grants and key lists: owner-signed credentials the car verifies offline.
  *
- * Grant (172 bytes): format u8 = 1 ‖ vehicle id 16 ‖ serial 8 ‖ issuer key 32 ‖
- *   subject key 32 ‖ role u8 ‖ permissions u16 ‖ not-before u64 ms ‖
- *   not-after u64 ms ‖ Ed25519 signature 64 by the issuer over
- *   LABELS.grant ‖ the 108 bytes before it.
- * Key list: format u8 = 1 ‖ vehicle id 16 ‖ version u32 ‖ issued-at u64 ms ‖
+ * Grant (176 bytes): format u8 = 1 ‖ vehicle id 16 ‖ epoch u32 ‖ serial 8 ‖
+ *   issuer key 32 ‖ subject key 32 ‖ role u8 ‖ permissions u16 ‖
+ *   not-before u64 ms ‖ not-after u64 ms ‖ Ed25519 signature 64 by the
+ *   issuer over LABELS.grant ‖ the 112 bytes before it. The epoch binds a
+ *   grant to the car's key-list epoch: a factory reset voids every grant.
+ * Key list: format u8 = 1 ‖ vehicle id 16 ‖ epoch u32 ‖ version u32 ‖ issued-at u64 ms ‖
  *   owner count u8 (1..8) ‖ owners 32 each ‖ revoked-serial count u16 (≤ 256) ‖
  *   serials 8 each ‖ revoked-key count u16 (≤ 128) ‖ keys 32 each ‖
  *   signer key 32 ‖ signature 64 over LABELS.keyList ‖ everything before it.
@@ -14,6 +15,17 @@
  * `verifyGrant` / `acceptKeyList` enforce signatures, key validity
  * (canonical, not small order), vehicle binding, windows, no rollback and
  * "only a current owner signs the next list". Pure; time is passed in.
+ *
+ * Version policy (docs/protocol.md §8.2): a list names the car's *epoch*
+ * (a counter the car advances at each factory reset, so lists from before a
+ * reset can never be replayed after it) and a *version* within that epoch.
+ * A list is accepted only for the car's current epoch, with a version above
+ * the highest one accepted in that epoch and at most MAX_VERSION_STEP above
+ * it. So nobody, not even an owner key on a stolen phone, can exhaust the
+ * u32 version space in fewer than 2^32 / MAX_VERSION_STEP accepted lists, and
+ * a factory reset (physical presence) always starts a fresh epoch at 0.
+ * Version arithmetic is total: `nextVersion` fails with
+ * CK_KEYLIST_VERSION_EXHAUSTED instead of overflowing.
  */
 import { equalBytes, toHex } from './bytes.js';
 import { Reader, Writer, decodeWith } from './codec.js';
@@ -25,13 +37,20 @@ import { ALL_PERMISSIONS, MAX_GRANT_WINDOW_MS, ROLE_MASK, Role, roleName, type R
 
 export const CREDENTIAL_FORMAT = 0x01;
 export const SERIAL_LENGTH = 8;
-export const GRANT_LENGTH = 172;
+export const GRANT_LENGTH = 176;
 export const MAX_OWNERS = 8;
 export const MAX_REVOKED_SERIALS = 256;
 export const MAX_REVOKED_KEYS = 128;
+/** Highest key-list version and epoch (u32). */
+export const MAX_KEY_LIST_VERSION = 0xffff_ffff;
+export const MAX_KEY_LIST_EPOCH = 0xffff_ffff;
+/** The most one accepted list may move the version forward (docs/protocol.md §8.2). */
+export const MAX_VERSION_STEP = 16;
 
 export interface GrantBody {
   readonly vehicleId: Uint8Array;
+  /** The car's key-list epoch the grant is for (0 for a car never reset). */
+  readonly epoch?: number;
   readonly serial: Uint8Array;
   readonly issuer: Uint8Array;
   readonly subject: Uint8Array;
@@ -42,6 +61,7 @@ export interface GrantBody {
 }
 
 export interface Grant extends GrantBody {
+  readonly epoch: number;
   readonly signature: Uint8Array;
   /** The exact encoded bytes (what was signed plus the signature). */
   readonly bytes: Uint8Array;
@@ -51,6 +71,7 @@ function writeGrantBody(body: GrantBody): Uint8Array {
   return new Writer()
     .u8(CREDENTIAL_FORMAT)
     .fixed(body.vehicleId, VEHICLE_ID_LENGTH, 'vehicle id')
+    .u32(body.epoch ?? 0)
     .fixed(body.serial, SERIAL_LENGTH, 'serial')
     .fixed(body.issuer, 32, 'issuer')
     .fixed(body.subject, 32, 'subject')
@@ -74,7 +95,7 @@ export function checkGrantShape(body: GrantBody): Result<true> {
 
 /** Sign a grant with the issuing owner's seed. Throws on an inconsistent body. */
 export function signGrant(crypto: Crypto, issuerSeed: Uint8Array, body: Omit<GrantBody, 'issuer'>): Grant {
-  const full: GrantBody = { ...body, issuer: crypto.publicKeyFromSeed(issuerSeed) };
+  const full = { ...body, epoch: body.epoch ?? 0, issuer: crypto.publicKeyFromSeed(issuerSeed) };
   const shape = checkGrantShape(full);
   if (!shape.ok) throw shape.error;
   const encoded = writeGrantBody(full);
@@ -89,6 +110,7 @@ export function decodeGrant(bytes: Uint8Array): Result<Grant> {
     const format = r.u8('format');
     if (format !== CREDENTIAL_FORMAT) throw new CarkeyError('CK_CODEC_BAD_VERSION', `grant format ${format}`);
     const vehicleId = r.bytesOf(VEHICLE_ID_LENGTH, 'vehicle id');
+    const epoch = r.u32('epoch');
     const serial = r.bytesOf(SERIAL_LENGTH, 'serial');
     const issuer = r.bytesOf(32, 'issuer');
     const subject = r.bytesOf(32, 'subject');
@@ -99,7 +121,7 @@ export function decodeGrant(bytes: Uint8Array): Result<Grant> {
     const notBefore = r.time('not-before');
     const notAfter = r.time('not-after');
     const signature = r.bytesOf(64, 'signature');
-    return { vehicleId, serial, issuer, subject, role, permissions, notBefore, notAfter, signature, bytes: Uint8Array.from(bytes) };
+    return { vehicleId, epoch, serial, issuer, subject, role, permissions, notBefore, notAfter, signature, bytes: Uint8Array.from(bytes) };
   });
 }
 
@@ -128,6 +150,8 @@ export function serialHex(serial: Uint8Array): string {
 
 export interface KeyListBody {
   readonly vehicleId: Uint8Array;
+  /** The car's factory-reset epoch this list belongs to (0 for a car never reset). */
+  readonly epoch?: number;
   readonly version: number;
   readonly issuedAt: number;
   readonly owners: readonly Uint8Array[];
@@ -136,6 +160,7 @@ export interface KeyListBody {
 }
 
 export interface KeyList extends KeyListBody {
+  readonly epoch: number;
   readonly signer: Uint8Array;
   readonly signature: Uint8Array;
   readonly bytes: Uint8Array;
@@ -146,7 +171,37 @@ function checkKeyListLimits(body: KeyListBody): void {
   if (body.owners.length > MAX_OWNERS) throw new CarkeyError('CK_KEYLIST_TOO_LARGE', `at most ${MAX_OWNERS} owners`);
   if (body.revokedSerials.length > MAX_REVOKED_SERIALS) throw new CarkeyError('CK_KEYLIST_TOO_LARGE', `at most ${MAX_REVOKED_SERIALS} revoked serials`);
   if (body.revokedKeys.length > MAX_REVOKED_KEYS) throw new CarkeyError('CK_KEYLIST_TOO_LARGE', `at most ${MAX_REVOKED_KEYS} revoked keys`);
-  if (body.version < 1) throw new CarkeyError('CK_CODEC_BAD_VALUE', 'key list version starts at 1');
+  if (!Number.isInteger(body.version) || body.version < 1 || body.version > MAX_KEY_LIST_VERSION) {
+    throw new CarkeyError('CK_CODEC_BAD_VALUE', `key list version must be 1..${MAX_KEY_LIST_VERSION}`);
+  }
+  const epoch = body.epoch ?? 0;
+  if (!Number.isInteger(epoch) || epoch < 0 || epoch > MAX_KEY_LIST_EPOCH) throw new CarkeyError('CK_CODEC_BAD_VALUE', `key list epoch must be 0..${MAX_KEY_LIST_EPOCH}`);
+}
+
+/** The version after `version`, or CK_KEYLIST_VERSION_EXHAUSTED at the top of the u32 range. Total. */
+export function nextVersion(version: number): Result<number> {
+  if (!Number.isInteger(version) || version < 0) return fail('CK_CODEC_BAD_VALUE', `version ${version}`);
+  if (version >= MAX_KEY_LIST_VERSION) return fail('CK_KEYLIST_VERSION_EXHAUSTED', 'a factory reset (long press + keycard) starts a fresh epoch');
+  return ok(version + 1);
+}
+
+/** Where the car's version counter stands: its epoch and the highest version accepted in it (0 = none yet). */
+export interface VersionState {
+  readonly epoch: number;
+  readonly highestVersion: number;
+}
+
+/**
+ * The version rule on its own: right epoch, strictly above the highest
+ * version accepted in it, at most MAX_VERSION_STEP above. Total (no overflow).
+ */
+export function checkVersionStep(candidate: { readonly epoch: number; readonly version: number }, state: VersionState): Result<true> {
+  if (candidate.epoch !== state.epoch) return fail('CK_KEYLIST_WRONG_EPOCH', `list is for epoch ${candidate.epoch}, the car is in epoch ${state.epoch}`);
+  if (candidate.version <= state.highestVersion) return fail('CK_KEYLIST_ROLLBACK', `version ${candidate.version} <= current ${state.highestVersion}`);
+  if (candidate.version - state.highestVersion > MAX_VERSION_STEP) {
+    return fail('CK_KEYLIST_VERSION_JUMP', `version ${candidate.version} is more than ${MAX_VERSION_STEP} above ${state.highestVersion}`);
+  }
+  return ok(true);
 }
 
 function writeKeyListBody(body: KeyListBody, signer: Uint8Array): Uint8Array {
@@ -154,6 +209,7 @@ function writeKeyListBody(body: KeyListBody, signer: Uint8Array): Uint8Array {
   const w = new Writer()
     .u8(CREDENTIAL_FORMAT)
     .fixed(body.vehicleId, VEHICLE_ID_LENGTH, 'vehicle id')
+    .u32(body.epoch ?? 0)
     .u32(body.version)
     .time(body.issuedAt)
     .u8(body.owners.length);
@@ -169,11 +225,11 @@ export function signKeyList(crypto: Crypto, signerSeed: Uint8Array, body: KeyLis
   const signer = crypto.publicKeyFromSeed(signerSeed);
   const encoded = writeKeyListBody(body, signer);
   const signature = crypto.sign(signerSeed, new Writer().raw(LABELS.keyList).raw(encoded).finish());
-  return { ...body, signer, signature, bytes: new Writer().raw(encoded).raw(signature).finish() };
+  return { ...body, epoch: body.epoch ?? 0, signer, signature, bytes: new Writer().raw(encoded).raw(signature).finish() };
 }
 
 /** Upper bound of an encoded key list, for frame caps. */
-export const MAX_KEY_LIST_LENGTH = 1 + 16 + 4 + 8 + 1 + 32 * MAX_OWNERS + 2 + SERIAL_LENGTH * MAX_REVOKED_SERIALS + 2 + 32 * MAX_REVOKED_KEYS + 32 + 64;
+export const MAX_KEY_LIST_LENGTH = 1 + 16 + 4 + 4 + 8 + 1 + 32 * MAX_OWNERS + 2 + SERIAL_LENGTH * MAX_REVOKED_SERIALS + 2 + 32 * MAX_REVOKED_KEYS + 32 + 64;
 
 export function decodeKeyList(bytes: Uint8Array): Result<KeyList> {
   if (bytes.length > MAX_KEY_LIST_LENGTH) return fail('CK_KEYLIST_TOO_LARGE', `${bytes.length} bytes`);
@@ -181,6 +237,7 @@ export function decodeKeyList(bytes: Uint8Array): Result<KeyList> {
     const format = r.u8('format');
     if (format !== CREDENTIAL_FORMAT) throw new CarkeyError('CK_CODEC_BAD_VERSION', `key list format ${format}`);
     const vehicleId = r.bytesOf(VEHICLE_ID_LENGTH, 'vehicle id');
+    const epoch = r.u32('epoch');
     const version = r.u32('version');
     const issuedAt = r.time('issued-at');
     const ownerCount = r.u8('owner count');
@@ -196,7 +253,7 @@ export function decodeKeyList(bytes: Uint8Array): Result<KeyList> {
     const signer = r.bytesOf(32, 'signer');
     const signature = r.bytesOf(64, 'signature');
     if (version < 1) throw new CarkeyError('CK_CODEC_BAD_VALUE', 'key list version 0');
-    return { vehicleId, version, issuedAt, owners, revokedSerials, revokedKeys, signer, signature, bytes: Uint8Array.from(bytes) };
+    return { vehicleId, epoch, version, issuedAt, owners, revokedSerials, revokedKeys, signer, signature, bytes: Uint8Array.from(bytes) };
   });
 }
 
@@ -210,18 +267,21 @@ export function containsKey(keys: readonly Uint8Array[], key: Uint8Array): boole
 }
 
 /**
- * Decide whether `candidate` may replace `current` on the car.
- * - normal path: signer is an owner in `current`, version strictly greater;
+ * Decide whether `candidate` may replace the car's current list.
+ * - normal path: signer is an owner in `current` and not revoked by it;
  * - pairing path (`viaPairing`, only after physical confirmation on the car):
- *   signer is an owner in the candidate itself, version strictly greater.
- * Every owner key must pass the enrollment check; the vehicle id must match.
+ *   signer is an owner in the candidate itself.
+ * Both: the vehicle id matches, every owner key passes the enrollment check,
+ * the signature verifies, and the version rule (`checkVersionStep`) holds
+ * against `state` (the car's epoch and highest version accepted in it; by
+ * default, the current list's epoch and version).
  */
 export function acceptKeyList(
   crypto: Crypto,
   candidate: KeyList,
   current: KeyList | undefined,
   vehicleId: Uint8Array,
-  options: { readonly viaPairing?: boolean } = {},
+  options: { readonly viaPairing?: boolean; readonly state?: VersionState } = {},
 ): Result<KeyList> {
   if (!equalBytes(candidate.vehicleId, vehicleId)) return fail('CK_CRED_WRONG_VEHICLE', 'key list');
   for (const owner of [...candidate.owners, candidate.signer]) {
@@ -230,10 +290,16 @@ export function acceptKeyList(
   }
   const signature = verifyKeyListSignature(crypto, candidate);
   if (!signature.ok) return { ok: false, error: signature.error };
-  if (current !== undefined && candidate.version <= current.version) {
-    return fail('CK_KEYLIST_ROLLBACK', `version ${candidate.version} <= current ${current.version}`);
+  const state = options.state ?? (current === undefined ? undefined : { epoch: current.epoch, highestVersion: current.version });
+  if (state !== undefined) {
+    const step = checkVersionStep(candidate, state);
+    if (!step.ok) return step;
   }
-  const trustedOwners = options.viaPairing === true ? candidate.owners : (current?.owners ?? []);
-  if (!containsKey(trustedOwners, candidate.signer)) return fail('CK_KEYLIST_NOT_OWNER');
+  if (options.viaPairing === true) {
+    if (!containsKey(candidate.owners, candidate.signer)) return fail('CK_KEYLIST_NOT_OWNER');
+  } else {
+    if (current === undefined || !containsKey(current.owners, candidate.signer)) return fail('CK_KEYLIST_NOT_OWNER');
+    if (containsKey(current.revokedKeys, candidate.signer)) return fail('CK_KEYLIST_NOT_OWNER', 'the signer is revoked by the current list');
+  }
   return ok(candidate);
 }

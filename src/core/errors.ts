@@ -81,6 +81,9 @@ export const Catalog = {
   CK_CRED_WRONG_VEHICLE: { message: 'credential is for another vehicle', exit: ExitCode.denied },
   CK_CRED_BAD_WINDOW: { message: 'validity window is empty or too long for the role', exit: ExitCode.badInput },
   CK_KEYLIST_ROLLBACK: { message: 'key list version is not newer than the current one', exit: ExitCode.denied },
+  CK_KEYLIST_VERSION_JUMP: { message: 'key list version moves too far ahead of the current one', exit: ExitCode.denied },
+  CK_KEYLIST_VERSION_EXHAUSTED: { message: 'the key list version space of this epoch is used up; a factory reset starts a fresh one', exit: ExitCode.denied },
+  CK_KEYLIST_WRONG_EPOCH: { message: 'key list belongs to another epoch of this car (made before or after a factory reset)', exit: ExitCode.denied },
   CK_KEYLIST_NOT_OWNER: { message: 'key list is not signed by a current owner', exit: ExitCode.denied },
   CK_KEYLIST_EMPTY_OWNERS: { message: 'key list must name at least one owner', exit: ExitCode.badInput },
   CK_KEYLIST_TOO_LARGE: { message: 'key list exceeds its limits', exit: ExitCode.badInput },
@@ -111,6 +114,7 @@ export const Catalog = {
   CK_STORE_IO: { message: 'the state directory could not be read or written', exit: ExitCode.state },
   CK_AUDIT_CHAIN_BROKEN: { message: 'the audit chain does not verify', exit: ExitCode.state },
   CK_PAIRING_NOT_ACTIVE: { message: 'the car is not in pairing mode (press the pairing button or tap the keycard)', exit: ExitCode.denied },
+  CK_PAIRING_BUSY: { message: 'another phone is pairing with this car right now; wait for the pairing window to close and try again', exit: ExitCode.denied },
   CK_RATE_LIMITED: { message: 'too many requests; try again shortly', exit: ExitCode.denied },
 
   // --- phone / CLI ------------------------------------------------------------

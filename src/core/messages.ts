@@ -315,12 +315,34 @@ function decodeName(bytes: Uint8Array): string {
   }
 }
 
-/** PAIR_READY plaintext: the car's current key list (empty when unpaired). */
-export function encodePairReadyPlain(currentKeyList: Uint8Array): Uint8Array {
-  return new Writer().vbytes(currentKeyList, MAX_KEY_LIST_LENGTH, 'key list').finish();
+/**
+ * Whether the car can take a pairing, stated in PAIR_READY before the
+ * person is asked to compare codes or press anything (docs/protocol.md §12).
+ */
+export const PAIR_READY_STATUS = { ready: 0, busy: 1, ownersFull: 2, versionExhausted: 3 } as const;
+export type PairReadyStatus = keyof typeof PAIR_READY_STATUS;
+
+/**
+ * PAIR_READY plaintext: status u8 ‖ epoch u32 ‖ required version u32 ‖
+ * the car's current key list vbytes (empty when it has none). The pairing
+ * phone's new list must carry exactly `epoch` and `requiredVersion`.
+ */
+export interface PairReadyPlain {
+  readonly status: PairReadyStatus;
+  readonly epoch: number;
+  readonly requiredVersion: number;
+  readonly keyList: Uint8Array;
 }
-export function decodePairReadyPlain(bytes: Uint8Array): Result<Uint8Array> {
-  return decodeWith(bytes, (r) => r.vbytes(MAX_KEY_LIST_LENGTH, 'key list'));
+export function encodePairReadyPlain(m: PairReadyPlain): Uint8Array {
+  return new Writer().u8(PAIR_READY_STATUS[m.status]).u32(m.epoch).u32(m.requiredVersion).vbytes(m.keyList, MAX_KEY_LIST_LENGTH, 'key list').finish();
+}
+export function decodePairReadyPlain(bytes: Uint8Array): Result<PairReadyPlain> {
+  return decodeWith(bytes, (r) => {
+    const code = r.u8('status');
+    const status = (Object.keys(PAIR_READY_STATUS) as PairReadyStatus[]).find((name) => PAIR_READY_STATUS[name] === code);
+    if (status === undefined) throw new CarkeyError('CK_CODEC_BAD_VALUE', `pair-ready status ${code}`);
+    return { status, epoch: r.u32('epoch'), requiredVersion: r.u32('required version'), keyList: r.vbytes(MAX_KEY_LIST_LENGTH, 'key list') };
+  });
 }
 
 export interface PairResultPlain {

@@ -28,6 +28,7 @@ import {
   decodeChallenge,
   decodePairChallenge,
   decodePairReadyPlain,
+  type PairReadyPlain,
   decodePairResultPlain,
   decodeResultPlain,
   encodeCommandPlain,
@@ -258,13 +259,28 @@ export class PhonePairing {
     return ok({ message, code: pairingCode(crypto, this.th) });
   }
 
-  /** PAIR_READY: the car's current key list (empty when it has no owner yet). */
-  onReady(bytes: Uint8Array): Result<Uint8Array> {
+  /**
+   * PAIR_READY: what the new key list must carry (epoch, version) and the
+   * car's current list (empty when it has no owner yet). A car that cannot
+   * take this pairing says why here, before anyone compares codes.
+   */
+  onReady(bytes: Uint8Array): Result<PairReadyPlain> {
     if (isRefuse(bytes)) return fail('CK_PROTO_REFUSED', 'the car ended pairing');
     if (this.channel === undefined) return fail('CK_PROTO_UNEXPECTED_MESSAGE');
     const opened = this.channel.open(bytes, [MessageType.pairReady]);
     if (!opened.ok) return opened;
-    return decodePairReadyPlain(opened.value.plaintext);
+    const ready = decodePairReadyPlain(opened.value.plaintext);
+    if (!ready.ok) return ready;
+    switch (ready.value.status) {
+      case 'ready':
+        return ready;
+      case 'busy':
+        return fail('CK_PAIRING_BUSY');
+      case 'ownersFull':
+        return fail('CK_KEYLIST_TOO_LARGE', 'the car already has the most owners a key list can hold; revoke one from an owner phone first');
+      case 'versionExhausted':
+        return fail('CK_KEYLIST_VERSION_EXHAUSTED');
+    }
   }
 
   /** PAIR_CONFIRM, sent only after the person confirmed the codes match. */

@@ -1,29 +1,157 @@
 /**
- * Trusted time for a car that may have no real-time clock.
+ * Trusted time for a car that may have no real-time clock, and whose system
+ * clock, NTP answers and signed documents may each be wrong.
  *
- * Guarantees: `trustedNow` never returns less than the persisted floor; the
- * floor only moves forward (`raiseFloor` is monotonic) and moves to the max of
- * the system time and the times found in verified signed documents (key-list
- * issue times). A system clock reset to 1970 therefore cannot revive an
- * expired grant. Pure: every input is a parameter.
+ * Model (docs/threat-model.md "Time"): the car keeps one *anchor*, a trusted
+ * wall time paired with a monotonic reading. Trusted time is the anchor
+ * extrapolated by the monotonic clock, which an attacker cannot set. Then:
+ *
+ * - The system clock may move trusted time *forward* past the extrapolation,
+ *   by at most `jumpBudgetMs` in total per anchor (default 30 days: the first
+ *   NTP answer or RTC reading after a month parked, drift, slewing). A jump
+ *   beyond what is left of the budget (a bad NTP answer, `date -s` twenty
+ *   years ahead) is ignored until corroborated, and trusted time never
+ *   follows the system clock backwards.
+ * - A verified signed document (an owner's key list) *corroborates* the
+ *   system clock when the two agree within `corroborationMs`: the anchor
+ *   moves to the system clock and the budget refills. A document that
+ *   disagrees lifts trusted time by at most `documentLeadMs` above the
+ *   extrapolation, and never moves the anchor, so a series of far-future
+ *   lists cannot ratchet the clock ahead: the lead stays bounded.
+ * - Physical presence (a pairing confirmed with the car's button, a factory
+ *   reset) re-anchors at a time the person vouches for; this is the only way
+ *   trusted time can go back, and it is how an owner recovers a car whose
+ *   clock was pushed ahead.
+ *
+ * The persisted floor is the anchor extrapolation (without the document
+ * lead, which is re-derived from the key list in force at boot), so neither
+ * a reboot nor a crash ratchets it. A reboot refills the jump budget: each
+ * power cycle can move the floor at most `jumpBudgetMs` ahead of what the
+ * car could justify.
+ *
+ * Pure: every reading (system clock, monotonic clock) is a parameter.
  */
 
-/** The time the car decides with: max(system clock, persisted floor). */
-export function trustedNow(systemNowMs: number, floorMs: number): number {
-  return Math.max(systemNowMs, floorMs);
+export const DAY_MS = 86_400_000;
+
+export interface TrustedClockOptions {
+  /** Most the system clock may move trusted time ahead of the extrapolation, per anchor. */
+  readonly jumpBudgetMs?: number;
+  /** Most a disagreeing signed document lifts trusted time above the extrapolation. */
+  readonly documentLeadMs?: number;
+  /** A document time this close to the system clock corroborates it. */
+  readonly corroborationMs?: number;
 }
 
-/**
- * The new floor after observing the system time and verified document times.
- * Document times further than `maxFutureMs` ahead of the current trusted time
- * are capped there, so one mis-dated signed document cannot push the car's
- * clock years ahead and expire every grant.
- */
-export function raiseFloor(floorMs: number, systemNowMs: number, documentTimesMs: readonly number[] = [], maxFutureMs = 366 * 86_400_000): number {
-  const base = trustedNow(systemNowMs, floorMs);
-  let next = base;
-  for (const time of documentTimesMs) {
-    if (Number.isSafeInteger(time) && time > next) next = Math.min(time, base + maxFutureMs);
+export const DEFAULT_TIME_POLICY: Required<TrustedClockOptions> = {
+  jumpBudgetMs: 30 * DAY_MS,
+  documentLeadMs: DAY_MS,
+  corroborationMs: 5 * 60_000,
+};
+
+/** What happened to one reading of the system clock (for logs and metrics). */
+export type ClockObservation = 'followed' | 'behind' | 'jump-ignored';
+
+function isTime(value: number): boolean {
+  return Number.isSafeInteger(value) && value >= 0;
+}
+
+export class TrustedClock {
+  private anchorMs: number;
+  private anchorMono: number;
+  private budgetMs: number;
+  private documentMs = 0;
+  private lastObservation: ClockObservation = 'followed';
+  private readonly policy: Required<TrustedClockOptions>;
+
+  /**
+   * Boot: anchor at the persisted floor; the system clock is then taken
+   * within the jump budget like any other reading.
+   */
+  constructor(floorMs: number, systemMs: number, monoMs: number, options: TrustedClockOptions = {}) {
+    this.policy = { ...DEFAULT_TIME_POLICY, ...options };
+    this.anchorMs = isTime(floorMs) ? floorMs : 0;
+    this.anchorMono = monoMs;
+    this.budgetMs = this.policy.jumpBudgetMs;
+    this.observe(systemMs, monoMs);
   }
-  return next;
+
+  private extrapolated(monoMs: number): number {
+    return this.anchorMs + Math.max(0, Math.floor(monoMs - this.anchorMono));
+  }
+
+  /** Feed one system-clock reading; follow it forward within the budget. */
+  observe(systemMs: number, monoMs: number): ClockObservation {
+    const base = this.extrapolated(monoMs);
+    if (!isTime(systemMs) || systemMs <= base) {
+      this.lastObservation = 'behind';
+      return this.lastObservation;
+    }
+    const jump = systemMs - base;
+    if (jump > this.budgetMs) {
+      this.lastObservation = 'jump-ignored';
+      return this.lastObservation;
+    }
+    this.budgetMs -= jump;
+    this.anchorMs = systemMs;
+    this.anchorMono = monoMs;
+    this.lastObservation = 'followed';
+    return this.lastObservation;
+  }
+
+  /** Trusted time now: the extrapolation, lifted by a verified document within its lead. */
+  now(systemMs: number, monoMs: number): number {
+    this.observe(systemMs, monoMs);
+    const base = this.extrapolated(monoMs);
+    return Math.max(base, Math.min(this.documentMs, base + this.policy.documentLeadMs));
+  }
+
+  /**
+   * A verified signed document's time (a key list's issuedAt). Corroborates
+   * the system clock when they agree; otherwise only lifts trusted time
+   * within the document lead. Returns true when it corroborated.
+   */
+  observeDocument(documentMs: number, systemMs: number, monoMs: number): boolean {
+    if (!isTime(documentMs)) return false;
+    this.documentMs = Math.max(this.documentMs, documentMs);
+    const corroborates = isTime(systemMs) && Math.abs(documentMs - systemMs) <= this.policy.corroborationMs;
+    if (!corroborates) return false;
+    if (systemMs > this.extrapolated(monoMs)) {
+      this.anchorMs = systemMs;
+      this.anchorMono = monoMs;
+    }
+    this.budgetMs = this.policy.jumpBudgetMs;
+    return true;
+  }
+
+  /**
+   * Physical presence vouches for `timeMs` (the pairing phone's signed time,
+   * or the system clock at a factory reset): re-anchor there, even backwards,
+   * refill the budget and forget document times.
+   */
+  resetByPresence(timeMs: number, monoMs: number): void {
+    if (!isTime(timeMs)) return;
+    this.anchorMs = timeMs;
+    this.anchorMono = monoMs;
+    this.budgetMs = this.policy.jumpBudgetMs;
+    this.documentMs = timeMs;
+  }
+
+  /** The floor to persist: the extrapolation only (no document lead, see the header). */
+  floor(monoMs: number): number {
+    return this.extrapolated(monoMs);
+  }
+
+  /** How far the last system-clock reading was from trusted time (+ ahead, − behind). */
+  systemSkew(systemMs: number, monoMs: number): number {
+    return systemMs - this.now(systemMs, monoMs);
+  }
+
+  get lastSystemObservation(): ClockObservation {
+    return this.lastObservation;
+  }
+
+  get remainingJumpBudgetMs(): number {
+    return this.budgetMs;
+  }
 }

@@ -42,6 +42,8 @@ import {
   encodePairChallenge,
   encodePairChallengeBody,
   encodePairReadyPlain,
+  type PairReadyPlain,
+  type PairReadyStatus,
   encodePairResultPlain,
   encodeResultPlain,
   NONCE_LENGTH,
@@ -69,8 +71,12 @@ export interface VehicleContext {
   readonly keyListVersion: number;
   /** Physical pairing mode is on (button / keycard). */
   readonly pairingOpen: boolean;
-  /** Encoded current key list, sent to a pairing phone (empty when unpaired). */
-  readonly currentKeyList: Uint8Array;
+  /**
+   * What PAIR_READY tells a pairing phone: whether the car can take this
+   * pairing (status), the epoch and version its new list must carry, and
+   * the encoded current key list (empty when unpaired).
+   */
+  readonly pairReady: PairReadyPlain;
 }
 
 export type VehicleEvent =
@@ -85,7 +91,8 @@ export type VehicleEvent =
       readonly args: Uint8Array;
       readonly responseTimeMs: number;
     }
-  | { readonly kind: 'pair-code'; readonly code: string; readonly reply: Uint8Array }
+  /** PAIR_READY built; `status` other than 'ready' means the session is closed after `reply`. */
+  | { readonly kind: 'pair-code'; readonly code: string; readonly status: PairReadyStatus; readonly reply: Uint8Array }
   | { readonly kind: 'pair-confirm'; readonly peerKey: Uint8Array; readonly name: string; readonly keyList: Uint8Array }
   | { readonly kind: 'refuse'; readonly error: CarkeyError; readonly reply: Uint8Array };
 
@@ -298,9 +305,10 @@ export class VehicleSession {
     if (!shared.ok) return this.refuse(shared.error);
     const th = crypto.hash(state.hello, state.challenge, message);
     const channel = new SealedChannel(crypto, 'car', deriveSessionKeys(crypto, LABELS.pairKeys, shared.value, th));
-    this.state = { name: 'pair-revealed', th, channel };
     const code = pairingCode(crypto, th);
-    return { kind: 'pair-code', code, reply: channel.seal(MessageType.pairReady, encodePairReadyPlain(context.currentKeyList)) };
+    const reply = channel.seal(MessageType.pairReady, encodePairReadyPlain(context.pairReady));
+    this.state = context.pairReady.status === 'ready' ? { name: 'pair-revealed', th, channel } : { name: 'closed' };
+    return { kind: 'pair-code', code, status: context.pairReady.status, reply };
   }
 
   private onPairConfirm(message: Uint8Array, state: State & { name: 'pair-revealed' }): VehicleEvent {

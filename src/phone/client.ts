@@ -42,7 +42,7 @@ import { COMMAND_PERMISSION, ROLE_MASK, type CommandName } from '../core/roles.j
 import { centralChunks, MessageChannel } from '../transport/channel.js';
 import type { CentralLink, CentralTransport, Discovery } from '../transport/types.js';
 import { decodeAuditPage, type AuditPage } from '../core/audit-page.js';
-import { buildPairingKeyList, checkCarKeyList, latestKnownKeyList, pendingAfterDelivery, rebaseRevocations } from './key-lists.js';
+import { buildPairingKeyList, checkCarKeyList, checkPairingRequirement, latestKnownKeyList, pendingAfterDelivery, rebaseRevocations } from './key-lists.js';
 import { checkName, isValidName, uniqueName, type VehicleRecord } from './vehicle-record.js';
 
 /** What the client needs from a key store (KeyStore implements it). */
@@ -413,13 +413,14 @@ export class CarkeyClient {
     const others = store.listVehicles().filter((record) => !equalBytes(record.vehicleId, vehicleId));
     if (localName !== undefined && others.some((record) => record.name === localName)) throw new CarkeyError('CK_PHONE_VEHICLE_EXISTS', `"${localName}"`);
     const reveal = unwrap(pairing.reveal());
-    const readyBytes = unwrap(pairing.onReady(await link.exchange(reveal.message)));
-    const current = unwrap(checkCarKeyList(crypto, readyBytes, vehicleId));
+    const ready = unwrap(pairing.onReady(await link.exchange(reveal.message)));
+    const current = unwrap(checkCarKeyList(crypto, ready.keyList, vehicleId));
+    unwrap(checkPairingRequirement(current, ready.epoch, ready.requiredVersion));
     this.progress({ kind: 'pair-code', code: reveal.code });
     if (!(await confirmCode(reveal.code))) {
       throw new CarkeyError('CK_PROTO_PAIRING_NOT_CONFIRMED', 'you said the codes differ; nothing was stored (someone nearby may be interfering: try again elsewhere)');
     }
-    const list = buildPairingKeyList(crypto, seed, { vehicleId, current, issuedAt: clock() });
+    const list = buildPairingKeyList(crypto, seed, { vehicleId, current, epoch: ready.epoch, requiredVersion: ready.requiredVersion, issuedAt: clock() });
     this.progress({ kind: 'waiting-for-car', timeoutMs: this.timeouts.pairConfirmMs });
     const answer = await link.exchange(pairing.confirm(list.bytes, phoneName), this.timeouts.pairConfirmMs);
     const outcome = unwrap(pairing.onResult(answer));

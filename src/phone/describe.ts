@@ -38,7 +38,7 @@ export function describeProgress(event: ProgressEvent): string | undefined {
     case 'delivery-failed':
       return `key list version ${event.version} was not delivered (${event.reason}); it stays queued`;
     case 'waiting-for-car':
-      return `waiting for the confirmation on the car (up to ${Math.ceil(event.timeoutMs / 1000)} s)…`;
+      return `on the car: check it shows the same code, then HOLD its pairing button to confirm (up to ${Math.ceil(event.timeoutMs / 1000)} s)…`;
     case 'pair-code':
       return undefined;
   }

@@ -1,10 +1,11 @@
 /**
  * Building the owner-signed key lists the phone sends to the car.
  *
- * - Pairing: the car's current owners (from PAIR_READY) plus this phone,
- *   version + 1, revocations kept, this phone's key taken off the revoked
- *   keys (pairing needs physical presence, the recovery path); the first
- *   owner gets version 1.
+ * - Pairing: the car's current owners (from PAIR_READY) plus this phone, at
+ *   exactly the epoch and version the car requires in PAIR_READY (after a
+ *   factory reset: a fresh epoch, version 1), revocations kept, this phone's
+ *   key taken off the revoked keys (pairing needs physical presence, the
+ *   recovery path).
  * - Revocation: from the latest list the phone knows (pending or confirmed),
  *   version + 1, a grant serial or a public key added to the revoked sets (a
  *   revoked owner also leaves the owners).
@@ -14,10 +15,22 @@
  *
  * Guarantees: pure apart from signing (crypto and time injected); every
  * produced list passes the same limits the car checks (owners 1..8, revoked
- * sets bounded) or the call throws a CarkeyError explaining why.
+ * sets bounded, version arithmetic total: CK_KEYLIST_VERSION_EXHAUSTED rather
+ * than a u32 overflow) or the call throws a CarkeyError explaining why.
  */
 import { equalBytes, toHex } from '../core/bytes.js';
-import { acceptKeyList, containsKey, decodeKeyList, MAX_OWNERS, signKeyList, SERIAL_LENGTH, type KeyList, type KeyListBody } from '../core/credentials.js';
+import {
+  acceptKeyList,
+  checkVersionStep,
+  containsKey,
+  decodeKeyList,
+  MAX_OWNERS,
+  nextVersion,
+  signKeyList,
+  SERIAL_LENGTH,
+  type KeyList,
+  type KeyListBody,
+} from '../core/credentials.js';
 import type { Crypto } from '../core/crypto/index.js';
 import { CarkeyError, fail, ok, type Result } from '../core/errors.js';
 
@@ -25,7 +38,29 @@ export interface PairingListInput {
   readonly vehicleId: Uint8Array;
   /** the car's current list (undefined when it has no owner yet) */
   readonly current: KeyList | undefined;
+  /** what the car requires in PAIR_READY */
+  readonly epoch: number;
+  readonly requiredVersion: number;
   readonly issuedAt: number;
+}
+
+function next(version: number): number {
+  const result = nextVersion(version);
+  if (!result.ok) throw result.error;
+  return result.value;
+}
+
+/**
+ * Check what PAIR_READY says against the list it carries: the car's current
+ * list must be of the stated epoch, and the required version must be a legal
+ * next version for it (core's version rule). Otherwise the car is not
+ * following the protocol and nothing is signed.
+ */
+export function checkPairingRequirement(current: KeyList | undefined, epoch: number, requiredVersion: number): Result<true> {
+  if (requiredVersion < 1) return fail('CK_PROTO_UNEXPECTED_MESSAGE', 'the car asked for key list version 0');
+  if (current === undefined) return ok(true);
+  const step = checkVersionStep({ epoch, version: requiredVersion }, { epoch: current.epoch, highestVersion: current.version });
+  return step.ok ? ok(true) : fail('CK_PROTO_UNEXPECTED_MESSAGE', `the car's pairing requirement does not follow its own key list: ${step.error.message}`);
 }
 
 function without(keys: readonly Uint8Array[], key: Uint8Array): Uint8Array[] {
@@ -36,8 +71,18 @@ function without(keys: readonly Uint8Array[], key: Uint8Array): Uint8Array[] {
 export function buildPairingKeyList(crypto: Crypto, seed: Uint8Array, input: PairingListInput): KeyList {
   const self = crypto.publicKeyFromSeed(seed);
   const { current } = input;
+  const check = checkPairingRequirement(current, input.epoch, input.requiredVersion);
+  if (!check.ok) throw check.error;
   if (current === undefined) {
-    return signKeyList(crypto, seed, { vehicleId: input.vehicleId, version: 1, issuedAt: input.issuedAt, owners: [self], revokedSerials: [], revokedKeys: [] });
+    return signKeyList(crypto, seed, {
+      vehicleId: input.vehicleId,
+      epoch: input.epoch,
+      version: input.requiredVersion,
+      issuedAt: input.issuedAt,
+      owners: [self],
+      revokedSerials: [],
+      revokedKeys: [],
+    });
   }
   const owners = containsKey(current.owners, self) ? [...current.owners] : [...current.owners, self];
   if (owners.length > MAX_OWNERS) {
@@ -45,7 +90,8 @@ export function buildPairingKeyList(crypto: Crypto, seed: Uint8Array, input: Pai
   }
   return signKeyList(crypto, seed, {
     vehicleId: input.vehicleId,
-    version: current.version + 1,
+    epoch: input.epoch,
+    version: input.requiredVersion,
     issuedAt: input.issuedAt,
     owners,
     revokedSerials: [...current.revokedSerials],
@@ -87,6 +133,7 @@ export function latestKnownKeyList(record: { readonly keyList: KeyList | undefin
 function body(list: KeyList): KeyListBody {
   return {
     vehicleId: list.vehicleId,
+    epoch: list.epoch,
     version: list.version,
     issuedAt: list.issuedAt,
     owners: list.owners,
@@ -98,17 +145,17 @@ function body(list: KeyList): KeyListBody {
 /** A new list revoking `target`, built on `base`. Throws when it changes nothing or locks everyone out. */
 export function buildRevocation(crypto: Crypto, seed: Uint8Array, base: KeyList, target: RevocationTarget, issuedAt: number): KeyList {
   const self = crypto.publicKeyFromSeed(seed);
-  const next = { ...body(base), version: base.version + 1, issuedAt };
+  const following = { ...body(base), version: next(base.version), issuedAt };
   if (target.kind === 'serial') {
     if (containsKey(base.revokedSerials, target.serial)) throw new CarkeyError('CK_USAGE', `grant ${toHex(target.serial)} is already revoked (key list version ${base.version})`);
-    return signKeyList(crypto, seed, { ...next, revokedSerials: [...base.revokedSerials, target.serial] });
+    return signKeyList(crypto, seed, { ...following, revokedSerials: [...base.revokedSerials, target.serial] });
   }
   if (!crypto.checkPublicKey(target.key).ok) throw new CarkeyError('CK_USAGE', 'that is not a valid public key');
   if (equalBytes(target.key, self)) {
     throw new CarkeyError('CK_USAGE', "this phone cannot revoke its own key; revoke it from another owner's phone");
   }
   if (containsKey(base.revokedKeys, target.key)) throw new CarkeyError('CK_USAGE', `that key is already revoked (key list version ${base.version})`);
-  return signKeyList(crypto, seed, { ...next, owners: without(base.owners, target.key), revokedKeys: [...base.revokedKeys, target.key] });
+  return signKeyList(crypto, seed, { ...following, owners: without(base.owners, target.key), revokedKeys: [...base.revokedKeys, target.key] });
 }
 
 /**
@@ -128,7 +175,7 @@ export function rebaseRevocations(crypto: Crypto, seed: Uint8Array, carList: Key
   if (owners.length === 0) throw new CarkeyError('CK_KEYLIST_EMPTY_OWNERS', 'the queued revocations would remove every owner');
   return signKeyList(crypto, seed, {
     ...body(carList),
-    version: carList.version + 1,
+    version: next(carList.version),
     issuedAt,
     owners,
     revokedSerials: [...carList.revokedSerials, ...missingSerials],
@@ -144,8 +191,9 @@ export function isCoveredBy(list: KeyList, confirmed: KeyList): boolean {
 /**
  * The queue after `delivered` is known to be in force on the car: lists not
  * newer than it are dropped unless they carry a revocation it lacks (those
- * are rebased at the next connection).
+ * are rebased at the next connection); lists of another epoch are dropped.
  */
 export function pendingAfterDelivery(pending: readonly KeyList[], delivered: KeyList): KeyList[] {
-  return pending.filter((list) => list.version > delivered.version || !isCoveredBy(list, delivered));
+  // Lists of another epoch (made before a factory reset) can never be accepted again.
+  return pending.filter((list) => list.epoch === delivered.epoch && (list.version > delivered.version || !isCoveredBy(list, delivered)));
 }

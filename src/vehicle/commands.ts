@@ -5,19 +5,20 @@
  * Guarantees: runs only after `authorize` allowed the command; a hardware
  * failure becomes a `failed` outcome with the error code as payload (never an
  * exception to the session); a pushed key list is accepted only by the core's
- * `acceptKeyList` (signed by a current owner, strictly newer, right vehicle)
- * and stored together with its audit entry in one transaction; the trusted
- * time floor is raised to the list's signed issue time.
+ * `acceptKeyList` (signed by a current owner, right vehicle and epoch, newer
+ * by at most MAX_VERSION_STEP) and stored together with its audit entry in
+ * one transaction; its signed issue time goes to the trusted clock, which
+ * bounds how far it may move the car's time (src/core/time-floor.ts).
  */
-import { decodeKeyList, acceptKeyList, type KeyList } from '../core/credentials.js';
+import { decodeKeyList, acceptKeyList, type KeyList, type VersionState } from '../core/credentials.js';
 import type { Crypto } from '../core/crypto/policy.js';
 import { CarkeyError, toCarkeyError } from '../core/errors.js';
 import { decodeAuditRead, encodeStatus, encodeVersion, type DoorName } from '../core/payloads.js';
 import type { CommandName } from '../core/roles.js';
-import { raiseFloor } from '../core/time-floor.js';
 import { toHex } from '../core/bytes.js';
 import { encodeAuditPage } from '../core/audit-page.js';
 import type { ActuatorPort } from './actuator.js';
+import type { CarTime } from './car-time.js';
 import type { AuditFields } from '../core/audit.js';
 import type { VehicleStore } from './store.js';
 
@@ -35,7 +36,7 @@ export interface CommandContext {
   readonly vehicleId: Uint8Array;
   readonly currentKeyList: () => KeyList | undefined;
   readonly trustedNow: () => number;
-  readonly systemNow: () => number;
+  readonly time: CarTime;
   /** Called after a new key list is stored (refresh caches, advertising). */
   readonly onKeyListChanged: (list: KeyList) => void;
 }
@@ -86,10 +87,10 @@ async function statusPayload(context: CommandContext): Promise<Uint8Array> {
 function pushKeyList(context: CommandContext, args: Uint8Array): CommandOutcome {
   const decoded = decodeKeyList(args);
   if (!decoded.ok) return { status: 'failed', error: decoded.error };
-  const accepted = acceptKeyList(context.crypto, decoded.value, context.currentKeyList(), context.vehicleId);
+  const accepted = acceptKeyList(context.crypto, decoded.value, context.currentKeyList(), context.vehicleId, { state: versionState(context.store) });
   if (!accepted.ok) return { status: 'failed', error: accepted.error };
   const list = accepted.value;
-  installKeyList(context.store, list, context.systemNow(), context.onKeyListChanged, {
+  installKeyList(context.store, list, context.time, context.onKeyListChanged, {
     via: 'ble',
     signer: toHex(list.signer.subarray(0, 8)),
     owners: list.owners.length,
@@ -99,15 +100,33 @@ function pushKeyList(context: CommandContext, args: Uint8Array): CommandOutcome 
   return { status: 'ok', payload: encodeVersion(list.version), detail: { version: list.version } };
 }
 
+/** The car's version counter as the core's version rule sees it. */
+export function versionState(store: VehicleStore): VersionState {
+  return { epoch: store.keyListEpoch(), highestVersion: store.keyListVersion() };
+}
+
 /**
  * Put an accepted key list in force: store it with its audit entry (one
- * transaction), raise the trusted time floor to its signed issue time, and
+ * transaction), give its signed issue time to the trusted clock (for a
+ * pairing, physical presence vouches for it: the clock re-anchors there), and
  * tell the daemon. The one way a key list becomes current, over BLE or pairing.
  */
-export function installKeyList(store: VehicleStore, list: KeyList, systemNow: number, onChanged: (list: KeyList) => void, fields: AuditFields): void {
-  store.replaceKeyList(list.bytes, list.version, fields);
-  store.raiseTimeFloor(raiseFloor(store.timeFloor(), systemNow, [list.issuedAt]));
+export function installKeyList(
+  store: VehicleStore,
+  list: KeyList,
+  time: CarTime,
+  onChanged: (list: KeyList) => void,
+  fields: AuditFields,
+  options: { readonly viaPairing?: boolean } = {},
+): void {
+  store.replaceKeyList(list.bytes, list.version, fields, list.epoch);
   onChanged(list);
+  try {
+    if (options.viaPairing === true) time.resetByPresence(list.issuedAt);
+    else time.observeDocument(list.issuedAt);
+  } catch {
+    // The list is in force; a floor that could not be written is rewritten by the next persist.
+  }
 }
 
 function readAudit(context: CommandContext, args: Uint8Array): CommandOutcome {

@@ -19,7 +19,8 @@ import { decodeKeyList, type KeyList } from '../core/credentials.js';
 import { createCrypto } from '../core/crypto/index.js';
 import type { RandomSource } from '../core/crypto/backend.js';
 import { ADV_EPOCH_MS, ADV_FLAG_PAIRING, advertisingId, encodeServiceData, keyIdOf, vehicleIdOf } from '../core/identity.js';
-import { raiseFloor, trustedNow } from '../core/time-floor.js';
+import { toCarkeyError } from '../core/errors.js';
+import { CarTime } from './car-time.js';
 import { toHex } from '../core/bytes.js';
 import type { PeripheralLink, PeripheralTransport } from '../transport/types.js';
 import type { ActuatorPort, HardwareEvent } from './actuator.js';
@@ -73,8 +74,15 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     const vehicleKey = store.identity.publicKey;
     const vehicleId = vehicleIdOf(crypto, vehicleKey);
     let keyList: KeyList | undefined = loadKeyList(store, logger);
-    store.raiseTimeFloor(raiseFloor(store.timeFloor(), wallClock(), keyList === undefined ? [] : [keyList.issuedAt]));
-    const now = (): number => trustedNow(wallClock(), store.timeFloor());
+    const time = new CarTime({ store, wallClock, monotonic, logger: logger.child({ part: 'time' }) });
+    if (keyList !== undefined) {
+      try {
+        time.observeDocument(keyList.issuedAt);
+      } catch (error) {
+        logger.warn({ errorCode: toCarkeyError(error).code }, 'could not persist the time floor at boot');
+      }
+    }
+    const now = (): number => time.now();
     store.appendAudit('boot', { vehicle: keyIdOf(crypto, vehicleKey), keyListVersion: keyList?.version ?? 0, transport: config.transport });
 
     const actuator = deps.actuator ?? (await openHardware(config.hardware, { logger: logger.child({ part: 'hardware' }) }));
@@ -116,15 +124,20 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
             refreshAdvertising();
             break;
           case 'confirmed':
+            // Pairing mode closed with the confirmation: stop advertising the pairing flag now.
+            refreshAdvertising();
             break;
-          case 'factory-reset':
+          case 'factory-reset': {
             for (const link of links) void link.drop('factory reset');
-            store.factoryReset({ via: 'button+keycard' });
+            const floor = time.resetCandidate();
+            store.factoryReset({ via: 'button+keycard' }, floor);
+            time.resetByPresence(floor);
             keyList = undefined;
             show(['Factory reset', 'done']);
             logger.warn('factory reset by physical presence');
             refreshAdvertising();
             break;
+          }
           case 'hint':
             show([action.text]);
             break;
@@ -138,7 +151,11 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       const t = monotonic();
       pairing.tick(t);
       if (advertisedPairing !== pairing.isOpen(t)) refreshAdvertising();
-      store.raiseTimeFloor(raiseFloor(store.timeFloor(), wallClock()));
+      try {
+        time.persist();
+      } catch (error) {
+        logger.warn({ errorCode: toCarkeyError(error).code }, 'could not persist the time floor');
+      }
     }, 1000);
     ticker.unref();
     cleanups.push(() => clearInterval(ticker));
@@ -180,6 +197,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
         monotonic,
         wallClock,
         trustedNow: now,
+        time,
         keyList: () => keyList,
         onKeyListChanged,
         show,
@@ -219,12 +237,17 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
           links: [...links].map((link) => ({ id: link.link.id, state: link.state })),
           slots: config.slots,
           trustedTime: new Date(now()).toISOString(),
+          time: time.status(),
+          keyListEpoch: store.keyListEpoch(),
           auditLastSeq: store.lastAuditSeq(),
         }),
       });
       const server = status;
       cleanups.push(() => server.close());
     }
+    cleanups.push(() => {
+      time.persist(true);
+    });
     cleanups.push(() => {
       store.appendAudit('shutdown', {});
     });

@@ -17,19 +17,20 @@
  */
 import type { Logger } from 'pino';
 import { recognize, revealOf, type Decision, type Recognition } from '../core/authorize.js';
-import { acceptKeyList, containsKey, decodeKeyList, type KeyList } from '../core/credentials.js';
+import { acceptKeyList, containsKey, decodeKeyList, MAX_OWNERS, nextVersion, type KeyList } from '../core/credentials.js';
 import type { RandomSource } from '../core/crypto/backend.js';
 import type { Crypto } from '../core/crypto/policy.js';
 import { CarkeyError, toCarkeyError } from '../core/errors.js';
 import { keyIdOf } from '../core/identity.js';
-import { REFUSE_BYTES } from '../core/messages.js';
+import { REFUSE_BYTES, type PairReadyPlain, type PairReadyStatus } from '../core/messages.js';
 import { decodePin } from '../core/payloads.js';
 import { VehicleSession, type VehicleEvent } from '../core/vehicle-session.js';
 import { MessageChannel, peripheralChunks } from '../transport/channel.js';
 import type { PeripheralLink } from '../transport/types.js';
 import type { ActuatorPort } from './actuator.js';
 import { authorize } from './authorizer.js';
-import { executeCommand, installKeyList } from './commands.js';
+import { executeCommand, installKeyList, versionState } from './commands.js';
+import type { CarTime } from './car-time.js';
 import type { DaemonConfig } from './config.js';
 import type { DaemonMetrics } from './metrics.js';
 import type { PairingController } from './pairing-mode.js';
@@ -55,6 +56,7 @@ export interface LinkDeps {
   /** System wall clock ms (before the trusted floor). */
   readonly wallClock: () => number;
   readonly trustedNow: () => number;
+  readonly time: CarTime;
   readonly keyList: () => KeyList | undefined;
   readonly onKeyListChanged: (list: KeyList) => void;
   /** Show the pairing code / messages on the car's display. */
@@ -74,6 +76,7 @@ export class LinkHandler {
   private stateValue: LinkState = 'unauthenticated';
   private readonly log: Logger;
   private readonly closeHandlers: (() => void)[] = [];
+  private pairingCode: string | undefined;
 
   constructor(
     readonly link: PeripheralLink,
@@ -118,6 +121,7 @@ export class LinkHandler {
   private finish(): void {
     if (this.stateValue === 'closed') return;
     this.stateValue = 'closed';
+    this.deps.pairing.release(this.link.id);
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     this.channel.close();
     for (const handler of this.closeHandlers.splice(0)) handler();
@@ -148,9 +152,29 @@ export class LinkHandler {
       carTime: this.deps.trustedNow(),
       keyListVersion: this.deps.store.keyListVersion(),
       pairingOpen: this.deps.pairing.isOpen(now),
-      currentKeyList: this.deps.keyList()?.bytes ?? new Uint8Array(0),
+      pairReady: this.pairReadyFacts(stage, now),
     });
     await this.onEvent(event, stage);
+  }
+
+  /**
+   * What PAIR_READY says. Only a PAIR_REVEAL (state pair-challenged) claims
+   * the window's one pairing; every precondition is checked here, before the
+   * person is asked to compare codes or press anything.
+   */
+  private pairReadyFacts(stage: string, now: number): PairReadyPlain {
+    const deps = this.deps;
+    const current = deps.keyList();
+    const keyList = current?.bytes ?? new Uint8Array(0);
+    const epoch = deps.store.keyListEpoch();
+    const next = nextVersion(deps.store.keyListVersion());
+    const requiredVersion = next.ok ? next.value : 0;
+    if (stage !== 'pair-challenged' || !deps.pairing.isOpen(now)) return { status: 'ready', epoch, requiredVersion, keyList };
+    let status: PairReadyStatus = 'ready';
+    if (!next.ok) status = 'versionExhausted';
+    else if (current !== undefined && current.owners.length >= MAX_OWNERS) status = 'ownersFull';
+    else if (!deps.pairing.claim(this.link.id, now)) status = 'busy';
+    return { status, epoch, requiredVersion, keyList };
   }
 
   private async onEvent(event: VehicleEvent, stage: string): Promise<void> {
@@ -169,6 +193,14 @@ export class LinkHandler {
         await this.onRequest(event);
         return;
       case 'pair-code':
+        if (event.status !== 'ready') {
+          this.log.info({ status: event.status }, 'pairing refused before the code comparison');
+          this.deps.metrics.refusals.inc({ code: `pairing-${event.status}` });
+          await this.send(event.reply);
+          await this.drop(`pairing ${event.status}`);
+          return;
+        }
+        this.pairingCode = event.code;
         this.deps.show(['Pairing code', event.code]);
         this.log.info('pairing code shown on the display');
         await this.send(event.reply);
@@ -253,7 +285,7 @@ export class LinkHandler {
         vehicleId: deps.vehicleId,
         currentKeyList: deps.keyList,
         trustedNow: deps.trustedNow,
-        systemNow: deps.wallClock,
+        time: deps.time,
         onKeyListChanged: deps.onKeyListChanged,
       },
       command,
@@ -276,7 +308,7 @@ export class LinkHandler {
   private async onPairConfirm(event: VehicleEvent & { kind: 'pair-confirm' }): Promise<void> {
     const deps = this.deps;
     const decoded = decodeKeyList(event.keyList);
-    const accepted = decoded.ok ? acceptKeyList(deps.crypto, decoded.value, deps.keyList(), deps.vehicleId, { viaPairing: true }) : decoded;
+    const accepted = decoded.ok ? acceptKeyList(deps.crypto, decoded.value, deps.keyList(), deps.vehicleId, { viaPairing: true, state: versionState(deps.store) }) : decoded;
     const keyId = keyIdOf(deps.crypto, event.peerKey);
     if (!accepted.ok || !containsKey(accepted.value.owners, event.peerKey)) {
       const error = accepted.ok ? new CarkeyError('CK_KEYLIST_NOT_OWNER', 'the pairing phone must be an owner in its key list') : accepted.error;
@@ -285,7 +317,8 @@ export class LinkHandler {
       await this.drop('pairing refused');
       return;
     }
-    deps.show(['Press button to', `confirm ${event.name}`.slice(0, 20)]);
+    // The person confirms what they compared: the code (and the phone's key id), not a name the phone chose.
+    deps.show([`Code ${this.pairingCode ?? '??????'} ${keyId.slice(0, 8)}`.slice(0, 20), 'Hold button to OK']);
     const confirmed = await deps.pairing.awaitConfirmation(deps.monotonic());
     if (!confirmed || this.stateValue === 'closed') {
       deps.store.appendAudit('pairing', { result: 'not-confirmed', key: keyId });
@@ -295,7 +328,7 @@ export class LinkHandler {
       return;
     }
     const list = accepted.value;
-    installKeyList(deps.store, list, deps.wallClock(), deps.onKeyListChanged, { via: 'pairing', owner: keyId, name: event.name, owners: list.owners.length });
+    installKeyList(deps.store, list, deps.time, deps.onKeyListChanged, { via: 'pairing', owner: keyId, name: event.name, owners: list.owners.length }, { viaPairing: true });
     deps.show(['Paired', event.name.slice(0, 20)]);
     this.log.info({ owner: keyId }, 'owner paired');
     await this.send(this.session.finishPairing({ accepted: true, advSecret: deps.store.advertisingSecret(), vehicleName: deps.config.name }));

@@ -7,10 +7,16 @@
  * - Paired car (adding an owner, or recovering from a lost phone): pairing
  *   opens only when a registered keycard is tapped AND the button is pressed
  *   within `presenceMs` of each other. The cloud can never open it.
- * - A pairing phone's confirmation is accepted only by a short button press
- *   after the 6-digit code is shown (`awaitConfirmation`), within the window.
- * - Factory reset: a long press followed by a registered keycard tap within
- *   `presenceMs`.
+ * - One pairing per window: the first phone to reveal its commitment claims
+ *   the window (`claim`); every other phone is told "busy" until the
+ *   claimant's link closes or the window ends.
+ * - A pairing phone's confirmation is accepted only by a LONG button press
+ *   after the 6-digit code is shown (`awaitConfirmation`), within the window:
+ *   a different gesture from the short press that opens pairing, so a natural
+ *   "press again" while pairing never confirms a stranger's phone. A short
+ *   press while a confirmation is pending only repeats the instruction.
+ * - Factory reset: a long press (when no confirmation is pending) followed by
+ *   a registered keycard tap within `presenceMs`.
  *
  * Guarantees: the state changes only on hardware events and time passing;
  * time is passed in (`now`), timers are the caller's. Pure apart from the
@@ -43,6 +49,7 @@ export class PairingController {
   private lastKeycard = -Infinity;
   private lastLongPress = -Infinity;
   private pending: PendingConfirmation | undefined;
+  private claimant: string | undefined;
   private readonly presenceMs: number;
 
   constructor(private readonly options: PairingOptions) {
@@ -55,6 +62,26 @@ export class PairingController {
 
   close(): void {
     this.openUntil = 0;
+    this.claimant = undefined;
+    this.settle(false);
+  }
+
+  /**
+   * Claim this window's one pairing for `linkId`. True when it was free or
+   * already this link's; false while another link holds it.
+   */
+  claim(linkId: string, now: number): boolean {
+    this.expire(now);
+    if (!this.isOpen(now)) return false;
+    if (this.claimant !== undefined && this.claimant !== linkId) return false;
+    this.claimant = linkId;
+    return true;
+  }
+
+  /** The claiming link went away: free the window (and cancel its pending confirmation). */
+  release(linkId: string): void {
+    if (this.claimant !== linkId) return;
+    this.claimant = undefined;
     this.settle(false);
   }
 
@@ -66,14 +93,15 @@ export class PairingController {
   onHardwareEvent(event: HardwareEvent, now: number): PairingAction[] {
     this.expire(now);
     if (event.kind === 'button' && event.press === 'short') {
-      if (this.pending !== undefined) {
-        this.settle(true);
-        return [{ kind: 'confirmed' }];
-      }
+      if (this.pending !== undefined) return [{ kind: 'hint', text: 'Hold button to OK' }];
       this.lastButton = now;
       return this.maybeOpen(now);
     }
     if (event.kind === 'button' && event.press === 'long') {
+      if (this.pending !== undefined) {
+        this.settle(true);
+        return [{ kind: 'confirmed' }];
+      }
       this.lastLongPress = now;
       return [{ kind: 'hint', text: 'Tap keycard to reset' }];
     }
@@ -121,12 +149,16 @@ export class PairingController {
 
   private expire(now: number): void {
     if (this.pending !== undefined && now >= this.pending.deadline) this.settle(false);
+    if (!this.isOpen(now) && this.pending === undefined) this.claimant = undefined;
   }
 
   private settle(confirmed: boolean): void {
     const pending = this.pending;
     this.pending = undefined;
     pending?.resolve(confirmed);
-    if (confirmed) this.openUntil = 0;
+    if (confirmed) {
+      this.openUntil = 0;
+      this.claimant = undefined;
+    }
   }
 }

@@ -16,10 +16,12 @@
  *   any instant the store opens, holds every change a call returned from, and
  *   its audit chain verifies with no seq gap (test/vehicle/crash.test.ts).
  * - Key lists never roll back: `replaceKeyList` refuses (CK_KEYLIST_ROLLBACK)
- *   any version <= the highest version ever accepted, even after a factory
- *   reset. The owner-signature check is the caller's (core's); this is the
- *   last line of defence.
- * - The time floor only rises (`raiseTimeFloor` takes the max).
+ *   any version <= the highest version accepted in the current epoch, and
+ *   (CK_KEYLIST_WRONG_EPOCH) a list of another epoch; a factory reset starts
+ *   the next epoch. The owner-signature and version-step checks are the
+ *   caller's (core's); this is the last line of defence.
+ * - The time floor only rises (`raiseTimeFloor` takes the max), except by
+ *   `resetTimeFloor` / `factoryReset`, which physical presence vouches for.
  * - Audit entries get seq 1, 2, 3... with no gap; every `checkpointInterval`
  *   entries (default 64), and at `close()`, the chain head is signed by the
  *   vehicle key in the same transaction as the entry it covers.
@@ -70,7 +72,7 @@ import {
   type StateDirLayout,
 } from './state-dir.js';
 
-export const STORE_SCHEMA_VERSION = 1;
+export const STORE_SCHEMA_VERSION = 2;
 export const KEY_LIST_MAX_VERSION = 0xffff_ffff;
 export const KEY_LIST_MAX_BYTES = 1024 * 1024;
 export const ADVERTISING_SECRET_LENGTH = 32;
@@ -159,6 +161,11 @@ const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] 
         created_at INTEGER NOT NULL
       ) STRICT;
     `,
+  },
+  {
+    // The factory-reset epoch of key lists (credentials.ts "Version policy").
+    version: 2,
+    sql: `ALTER TABLE vehicle ADD COLUMN key_list_epoch INTEGER NOT NULL DEFAULT 0 CHECK (key_list_epoch BETWEEN 0 AND 4294967295);`,
   },
 ];
 
@@ -422,9 +429,14 @@ export class VehicleStore {
     });
   }
 
-  /** Highest key-list version ever accepted (0 if none); a new list must exceed it. */
+  /** Highest key-list version accepted in the current epoch (0 if none); a new list must exceed it. */
   keyListVersion(): number {
     return this.#run(() => intColumn(this.#vehicleRow('key_list_version'), 'key_list_version'));
+  }
+
+  /** The key-list epoch: 0 for a new car, +1 at every factory reset. */
+  keyListEpoch(): number {
+    return this.#run(() => intColumn(this.#vehicleRow('key_list_epoch'), 'key_list_epoch'));
   }
 
   /**
@@ -433,11 +445,15 @@ export class VehicleStore {
    * one transaction. Throws CK_KEYLIST_ROLLBACK when `version` is not greater
    * than `keyListVersion()`; nothing is written then.
    */
-  replaceKeyList(bytes: Uint8Array, version: number, fields: AuditFields = {}): KeyListReplacement {
+  replaceKeyList(bytes: Uint8Array, version: number, fields: AuditFields = {}, epoch = this.keyListEpoch()): KeyListReplacement {
     checkInteger(version, 1, KEY_LIST_MAX_VERSION, 'key list version');
     if (bytes.length > KEY_LIST_MAX_BYTES) throw new CarkeyError('CK_KEYLIST_TOO_LARGE', `key list is ${bytes.length} bytes (limit ${KEY_LIST_MAX_BYTES})`);
     const copy = Uint8Array.from(bytes);
     return this.#transaction(() => {
+      const currentEpoch = this.keyListEpoch();
+      if (epoch !== currentEpoch) {
+        throw new CarkeyError('CK_KEYLIST_WRONG_EPOCH', `list is for epoch ${epoch}, the car is in epoch ${currentEpoch}`, { epoch, currentEpoch });
+      }
       const current = this.keyListVersion();
       if (version <= current) {
         throw new CarkeyError('CK_KEYLIST_ROLLBACK', `version ${version} is not newer than the current version ${current}`, { version, current });
@@ -459,6 +475,15 @@ export class VehicleStore {
     return this.#run(() => intColumn(this.#vehicleRow('time_floor_ms'), 'time_floor_ms'));
   }
 
+  /**
+   * Set the floor to `ms`, also lower: only for a time vouched for by
+   * physical presence (a pairing confirmed on the car, a factory reset).
+   */
+  resetTimeFloor(ms: number): void {
+    checkInteger(ms, 0, Number.MAX_SAFE_INTEGER, 'time floor');
+    this.#transaction(() => this.#db.prepare('UPDATE vehicle SET time_floor_ms = ? WHERE id = 1').run(ms));
+  }
+
   /** Raise the floor to `ms` if that is higher; never lowers it. Returns the floor after the call. */
   raiseTimeFloor(ms: number): number {
     checkInteger(ms, 0, Number.MAX_SAFE_INTEGER, 'time floor');
@@ -477,18 +502,29 @@ export class VehicleStore {
 
   /**
    * Factory reset, in one transaction with its 'factory-reset' audit entry:
-   * forget the key list and draw a new advertising secret. Kept: the
-   * identity, the audit log, the time floor, the highest key-list version
-   * (so an old owner's lists cannot be replayed) and metadata (delete what
-   * you need inside `atomically`).
+   * forget the key list, start the next key-list epoch at version 0 (lists
+   * from before the reset name the old epoch and can never be replayed),
+   * draw a new advertising secret and set the time floor to `timeFloorMs`
+   * (physical presence vouches for it). Kept: the identity, the audit log and
+   * metadata (delete what you need inside `atomically`). Throws
+   * CK_KEYLIST_VERSION_EXHAUSTED only after 2^32 resets.
    */
-  factoryReset(fields: AuditFields = {}): AuditEntry {
+  factoryReset(fields: AuditFields = {}, timeFloorMs?: number): AuditEntry {
     return this.#transaction(() => {
       const secret = this.#random(ADVERTISING_SECRET_LENGTH);
       if (secret.length !== ADVERTISING_SECRET_LENGTH) throw new CarkeyError('CK_INTERNAL', 'random source returned the wrong number of bytes');
+      const previousEpoch = this.keyListEpoch();
+      if (previousEpoch >= KEY_LIST_MAX_VERSION) throw new CarkeyError('CK_KEYLIST_VERSION_EXHAUSTED', 'no key-list epoch left');
+      const previousVersion = this.keyListVersion();
       const hadKeyList = this.#db.prepare('DELETE FROM key_list').run().changes > 0;
-      this.#db.prepare('UPDATE vehicle SET advertising_secret = ? WHERE id = 1').run(toBuffer(secret));
-      return this.#append('factory-reset', { ...fields, keyListVersion: this.keyListVersion(), hadKeyList }, this.#time());
+      this.#db
+        .prepare('UPDATE vehicle SET advertising_secret = ?, key_list_epoch = ?, key_list_version = 0 WHERE id = 1')
+        .run(toBuffer(secret), previousEpoch + 1);
+      if (timeFloorMs !== undefined) {
+        checkInteger(timeFloorMs, 0, Number.MAX_SAFE_INTEGER, 'time floor');
+        this.#db.prepare('UPDATE vehicle SET time_floor_ms = ? WHERE id = 1').run(timeFloorMs);
+      }
+      return this.#append('factory-reset', { ...fields, epoch: previousEpoch + 1, previousEpoch, previousVersion, hadKeyList }, this.#time());
     });
   }
 
@@ -630,7 +666,7 @@ export class VehicleStore {
     return VehicleStore.#timeFrom(this.#now);
   }
 
-  #vehicleRow(column: 'key_list_version' | 'time_floor_ms' | 'advertising_secret'): Row {
+  #vehicleRow(column: 'key_list_version' | 'key_list_epoch' | 'time_floor_ms' | 'advertising_secret'): Row {
     const row = asRow(this.#db.prepare(`SELECT ${column} FROM vehicle WHERE id = 1`).get());
     if (row === undefined) throw corrupt('vehicle row is missing');
     return row;

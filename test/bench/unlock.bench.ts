@@ -54,7 +54,7 @@ function unlockBench(backend: BackendName, kind: 'owner' | 'guest'): () => () =>
             }).bytes,
           };
     const carRandom = (n: number): Uint8Array => fixed(`car-rng-${n}`, n);
-    const context: VehicleContext = { now: 0, carTime: NOW, keyListVersion: 1, pairingOpen: false, currentKeyList: keyList.bytes };
+    const context: VehicleContext = { now: 0, carTime: NOW, keyListVersion: 1, pairingOpen: false, pairReady: { status: 'ready', epoch: 0, requiredVersion: 2, keyList: keyList.bytes } };
     const phone = new PhoneSession({ crypto, random: (n) => fixed(`phone-rng-${n}`, n), identitySeed: phoneSeed, carIdentityKey: carKey });
     const hello = phone.start();
     const probe = new VehicleSession({ crypto, identitySeed: carSeed, random: carRandom });

@@ -241,7 +241,7 @@ describe('owner pairing: every bit flip of every message is rejected', () => {
   const options: PairingOptions = { seedLabel: 'pair-flips', phone: party('second owner'), current: world.keyList };
   const baseline = runPairing(world, options);
   const messages = baseline.messages;
-  const context = vehicleContext(world, { pairingOpen: true, currentKeyList: world.keyList.bytes, keyListVersion: world.keyList.version });
+  const context = vehicleContext(world, { pairingOpen: true, pairReady: { status: 'ready', epoch: 0, requiredVersion: world.keyList.version + 1, keyList: world.keyList.bytes }, keyListVersion: world.keyList.version });
 
   function message(name: PairingMessage): Uint8Array {
     const bytes = messages[name];

@@ -16,6 +16,10 @@ import {
   decodeKeyList,
   GRANT_LENGTH,
   MAX_KEY_LIST_LENGTH,
+  MAX_KEY_LIST_VERSION,
+  MAX_VERSION_STEP,
+  nextVersion,
+  type VersionState,
   MAX_OWNERS,
   MAX_REVOKED_KEYS,
   MAX_REVOKED_SERIALS,
@@ -112,7 +116,7 @@ describe('grants', () => {
       { ...grant, subject: stranger.publicKey },
     ]) {
       const bytes = new Writer()
-        .raw(grant.bytes.subarray(0, 1 + 16 + 8 + 32))
+        .raw(grant.bytes.subarray(0, 1 + 16 + 4 + 8 + 32))
         .fixed(tampered.subject, 32)
         .u8({ driver: 2, guest: 3, monitor: 4 }[tampered.role])
         .u16(tampered.permissions)
@@ -181,7 +185,7 @@ describe('grants', () => {
     failureOf(decodeGrant(new Uint8Array(0)), 'CK_CODEC_BAD_VALUE');
     const patch = (index: number, value: number): Uint8Array => Uint8Array.from(bytes, (byte, i) => (i === index ? value : byte));
     failureOf(decodeGrant(patch(0, 2)), 'CK_CODEC_BAD_VERSION');
-    const roleAt = 1 + 16 + 8 + 32 + 32;
+    const roleAt = 1 + 16 + 4 + 8 + 32 + 32;
     failureOf(decodeGrant(patch(roleAt, 1)), 'CK_CODEC_BAD_VALUE'); // owner is never granted
     failureOf(decodeGrant(patch(roleAt, 9)), 'CK_CODEC_BAD_VALUE');
     failureOf(decodeGrant(patch(roleAt + 3, 0xff)), 'CK_CODEC_BAD_VALUE'); // not-before above 2^53
@@ -191,7 +195,7 @@ describe('grants', () => {
 // --- key lists --------------------------------------------------------------------------------
 
 function rawKeyList(counts: { owners: number; serials: number; keys: number }, version = 2): Uint8Array {
-  const w = new Writer().u8(1).fixed(world.vehicleId, 16).u32(version).time(T0).u8(counts.owners);
+  const w = new Writer().u8(1).fixed(world.vehicleId, 16).u32(0).u32(version).time(T0).u8(counts.owners);
   for (let i = 0; i < counts.owners; i++) w.fixed(world.owner.publicKey, 32);
   w.u16(counts.serials);
   for (let i = 0; i < counts.serials; i++) w.fixed(new Uint8Array(8).fill(i & 0xff), 8);
@@ -289,18 +293,47 @@ describe('key lists: acceptance', () => {
         const inForce = [current.version];
         for (const version of versions) {
           const result = accept(listAt(version), current);
-          expect(result.ok).toBe(version > current.version);
+          expect(result.ok).toBe(version > current.version && version - current.version <= MAX_VERSION_STEP);
           if (result.ok) {
             current = result.value;
             inForce.push(current.version);
           } else {
-            expect(result.error.code).toBe('CK_KEYLIST_ROLLBACK');
+            expect(result.error.code).toBe(version <= current.version ? 'CK_KEYLIST_ROLLBACK' : 'CK_KEYLIST_VERSION_JUMP');
           }
         }
         for (let i = 1; i < inForce.length; i++) expect(inForce[i] ?? 0).toBeGreaterThan(inForce[i - 1] ?? 0);
       }),
       propertyRuns(150),
     );
+  });
+
+  it('version policy: a bounded step, the right epoch, total arithmetic at the top of the u32 range', () => {
+    const at = (version: number, epoch = 0): KeyList => signList(world, world.owner, { version, epoch });
+    const table: readonly { name: string; candidate: KeyList; state: VersionState; code?: string }[] = [
+      { name: 'next version', candidate: at(2), state: { epoch: 0, highestVersion: 1 } },
+      { name: 'largest allowed step', candidate: at(1 + MAX_VERSION_STEP), state: { epoch: 0, highestVersion: 1 } },
+      { name: 'one past the step (stolen owner key jumping ahead)', candidate: at(2 + MAX_VERSION_STEP), state: { epoch: 0, highestVersion: 1 }, code: 'CK_KEYLIST_VERSION_JUMP' },
+      { name: 'u32 maximum in one go', candidate: at(MAX_KEY_LIST_VERSION), state: { epoch: 0, highestVersion: 1 }, code: 'CK_KEYLIST_VERSION_JUMP' },
+      { name: 'the top of the range, reached step by step', candidate: at(MAX_KEY_LIST_VERSION), state: { epoch: 0, highestVersion: MAX_KEY_LIST_VERSION - 1 } },
+      { name: 'equal version', candidate: at(7), state: { epoch: 0, highestVersion: 7 }, code: 'CK_KEYLIST_ROLLBACK' },
+      { name: 'a list from before a factory reset', candidate: at(9, 0), state: { epoch: 1, highestVersion: 0 }, code: 'CK_KEYLIST_WRONG_EPOCH' },
+      { name: 'a list for a later epoch', candidate: at(1, 2), state: { epoch: 1, highestVersion: 0 }, code: 'CK_KEYLIST_WRONG_EPOCH' },
+      { name: 'first list of a fresh epoch', candidate: at(1, 1), state: { epoch: 1, highestVersion: 0 } },
+    ];
+    for (const row of table) {
+      const result = acceptKeyList(crypto, row.candidate, world.keyList, world.vehicleId, { state: row.state });
+      if (row.code === undefined) expect(result.ok, row.name).toBe(true);
+      else failureOf(result, row.code as Parameters<typeof failureOf>[1]);
+    }
+    expect(nextVersion(MAX_KEY_LIST_VERSION - 1)).toEqual({ ok: true, value: MAX_KEY_LIST_VERSION });
+    failureOf(nextVersion(MAX_KEY_LIST_VERSION), 'CK_KEYLIST_VERSION_EXHAUSTED');
+    throwsCode(() => signList(world, world.owner, { version: MAX_KEY_LIST_VERSION + 1 }), 'CK_CODEC_BAD_VALUE');
+    throwsCode(() => signList(world, world.owner, { epoch: -1 }), 'CK_CODEC_BAD_VALUE');
+  });
+
+  it('a signer revoked by the current list cannot sign the next one, even if that list still names it as owner', () => {
+    const handMade = signList(world, world.owner, { version: 2, owners: [world.owner.publicKey, friend.publicKey], revokedKeys: [friend.publicKey] });
+    failureOf(accept(signList(world, friend, { version: 3, owners: [friend.publicKey] }), handMade), 'CK_KEYLIST_NOT_OWNER');
   });
 
   it('refuses a list signed by a non-owner, including a former owner', () => {

@@ -239,7 +239,8 @@ describe('sealed plaintexts round-trip', () => {
     fc.assert(
       fc.property(fc.record({ identity: bytes(32), name, keyList: upTo(700) }), bytes(64), upTo(700), fc.record({ status: u8, advSecret: bytes(32), vehicleName: name }), (confirm, signature, list, result) => {
         expect(ok(decodePairConfirmPlain(concatBytes(encodePairConfirmBody(confirm), signature)))).toEqual({ ...confirm, signature });
-        expect(ok(decodePairReadyPlain(encodePairReadyPlain(list)))).toEqual(list);
+        const ready = { status: 'ready' as const, epoch: signature.length * 1000, requiredVersion: list.length + 1, keyList: list };
+        expect(ok(decodePairReadyPlain(encodePairReadyPlain(ready)))).toEqual(ready);
         expect(ok(decodePairResultPlain(encodePairResultPlain(result)))).toEqual(result);
       }),
       RUNS,
@@ -250,7 +251,8 @@ describe('sealed plaintexts round-trip', () => {
     const args = new Uint8Array(MAX_ARGS).fill(1);
     expect(ok(decodeCommandPlain(encodeCommandPlain({ command: 7, args }))).args.length).toBe(MAX_ARGS);
     const list = new Uint8Array(MAX_KEY_LIST_LENGTH).fill(2);
-    expect(ok(decodePairReadyPlain(encodePairReadyPlain(list))).length).toBe(MAX_KEY_LIST_LENGTH);
+    expect(ok(decodePairReadyPlain(encodePairReadyPlain({ status: 'busy', epoch: 0xffffffff, requiredVersion: 0xffffffff, keyList: list }))).keyList.length).toBe(MAX_KEY_LIST_LENGTH);
+    expect(decodePairReadyPlain(Uint8Array.of(9, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0)).ok).toBe(false);
   });
 
   it('names must be valid UTF-8 and at most 32 bytes', () => {
@@ -274,7 +276,7 @@ describe('encoders refuse badly sized fields', () => {
     throwsCode(() => encodePairReveal(new Uint8Array(15)), 'CK_CODEC_BAD_VALUE');
     throwsCode(() => encodeRequestBody({ identity: new Uint8Array(32), credentialKind: 0, credential: new Uint8Array(MAX_CREDENTIAL + 1), command: 1, args: new Uint8Array(0) }), 'CK_CODEC_TOO_LARGE');
     throwsCode(() => encodeCommandPlain({ command: 1, args: new Uint8Array(MAX_ARGS + 1) }), 'CK_CODEC_TOO_LARGE');
-    throwsCode(() => encodePairReadyPlain(new Uint8Array(MAX_KEY_LIST_LENGTH + 1)), 'CK_CODEC_TOO_LARGE');
+    throwsCode(() => encodePairReadyPlain({ status: 'ready', epoch: 0, requiredVersion: 1, keyList: new Uint8Array(MAX_KEY_LIST_LENGTH + 1) }), 'CK_CODEC_TOO_LARGE');
   });
 });
 

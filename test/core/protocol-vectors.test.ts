@@ -244,11 +244,12 @@ function checkResult(plaintext: Uint8Array, requestSeq: number, status: number, 
   return plaintext.subarray(8);
 }
 
-function checkKeyList(list: Uint8Array, signer: Uint8Array): { version: number; owners: string[]; revokedSerials: string[]; revokedKeys: string[] } {
+function checkKeyList(list: Uint8Array, signer: Uint8Array): { epoch: number; version: number; owners: string[]; revokedSerials: string[]; revokedKeys: string[] } {
   expect(list[0]).toBe(1);
   expect(hex(list.subarray(1, 17))).toBe(str(vectors, 'parties.car.vehicleId'));
-  const version = u32(list, 17);
-  let offset = 29;
+  const epoch = u32(list, 17);
+  const version = u32(list, 21);
+  let offset = 33;
   const ownerCount = list[offset] ?? 0;
   offset += 1;
   const owners = Array.from({ length: ownerCount }, (_, i) => hex(list.subarray(offset + 32 * i, offset + 32 * (i + 1))));
@@ -264,7 +265,7 @@ function checkKeyList(list: Uint8Array, signer: Uint8Array): { version: number; 
   expect(hex(list.subarray(offset, offset + 32))).toBe(hex(signer));
   expect(list.length).toBe(offset + 32 + 64);
   expect(verifyStrict(signer, cat(label(LABEL_TEXT.keyList), list.subarray(0, offset + 32)), list.subarray(offset + 32))).toBe(true);
-  return { version, owners, revokedSerials, revokedKeys };
+  return { epoch, version, owners, revokedSerials, revokedKeys };
 }
 
 // --- the tests -------------------------------------------------------------------------
@@ -336,7 +337,8 @@ describe('protocol vectors: re-derived independently (raw tweetnacl, SHA-512, of
     const [ready, confirm, result] = openSealed(messages, keys);
     if (ready === undefined || confirm === undefined || result === undefined) throw new Error('three sealed pairing messages expected');
     expect([ready.type, ready.seq, confirm.type, confirm.seq, result.type, result.seq]).toEqual([0x13, 0, 0x14, 0, 0x15, 1]);
-    expect(hex(ready.plaintext)).toBe('0000'); // empty key list: the car has no owner yet
+    // status 0 (ready) ‖ epoch 0 ‖ required version 1 ‖ empty key list: the car has no owner yet
+    expect(hex(ready.plaintext)).toBe('00' + '00000000' + '00000001' + '0000');
     // PAIR_CONFIRM: identity ‖ name ‖ key list ‖ signature over label ‖ th ‖ body.
     const ownerKey = bytes(vectors, 'parties.owner.publicKey');
     const p = confirm.plaintext;
@@ -349,7 +351,7 @@ describe('protocol vectors: re-derived independently (raw tweetnacl, SHA-512, of
     expect(p.length).toBe(listStart + listLength + 64);
     expect(verifyStrict(ownerKey, cat(label(LABEL_TEXT.pairConfirm), th, p.subarray(0, listStart + listLength)), p.subarray(listStart + listLength))).toBe(true);
     expect(hex(keyList)).toBe(str(vectors, 'pairing.keyList.hex'));
-    expect(checkKeyList(keyList, ownerKey)).toEqual({ version: 1, owners: [hex(ownerKey)], revokedSerials: [], revokedKeys: [] });
+    expect(checkKeyList(keyList, ownerKey)).toEqual({ epoch: 0, version: 1, owners: [hex(ownerKey)], revokedSerials: [], revokedKeys: [] });
     // PAIR_RESULT: status 0 ‖ advertising secret ‖ vehicle name.
     expect(result.plaintext[0]).toBe(0);
     expect(hex(result.plaintext.subarray(1, 33))).toBe(str(vectors, 'pairing.advSecret'));
@@ -408,18 +410,19 @@ describe('protocol vectors: re-derived independently (raw tweetnacl, SHA-512, of
     if (request === undefined || result === undefined || trunk === undefined || denied === undefined) throw new Error('messages missing');
     const { kind, credential, command } = checkRequest(request, th, friendKey);
     expect([kind, command]).toEqual([1, 1]);
-    // Grant: 172 bytes, signed by an owner over label ‖ the first 108 bytes.
-    expect(credential.length).toBe(172);
+    // Grant: 176 bytes, signed by an owner over label ‖ the first 112 bytes.
+    expect(credential.length).toBe(176);
     expect(hex(credential)).toBe(str(vectors, 'guestUnlock.grant.hex'));
     expect(credential[0]).toBe(1);
     expect(hex(credential.subarray(1, 17))).toBe(str(vectors, 'parties.car.vehicleId'));
-    expect(hex(credential.subarray(17, 25))).toBe(str(vectors, 'guestUnlock.rng.issuer.0.hex'));
-    expect(hex(credential.subarray(25, 57))).toBe(hex(ownerKey));
-    expect(hex(credential.subarray(57, 89))).toBe(hex(friendKey));
-    expect(credential[89]).toBe(3); // guest
-    expect(u16(credential, 90)).toBe(0x0001 | 0x0002 | 0x0010);
-    expect(u64(credential, 100) - u64(credential, 92)).toBe(7 * 24 * 3600 * 1000);
-    expect(verifyStrict(ownerKey, cat(label(LABEL_TEXT.grant), credential.subarray(0, 108)), credential.subarray(108))).toBe(true);
+    expect(u32(credential, 17)).toBe(0); // epoch
+    expect(hex(credential.subarray(21, 29))).toBe(str(vectors, 'guestUnlock.rng.issuer.0.hex'));
+    expect(hex(credential.subarray(29, 61))).toBe(hex(ownerKey));
+    expect(hex(credential.subarray(61, 93))).toBe(hex(friendKey));
+    expect(credential[93]).toBe(3); // guest
+    expect(u16(credential, 94)).toBe(0x0001 | 0x0002 | 0x0010);
+    expect(u64(credential, 104) - u64(credential, 96)).toBe(7 * 24 * 3600 * 1000);
+    expect(verifyStrict(ownerKey, cat(label(LABEL_TEXT.grant), credential.subarray(0, 112)), credential.subarray(112))).toBe(true);
     expect(checkResult(result, 0, 0, 0).length).toBe(0);
     expect(hex(trunk)).toBe('040000');
     // Denied: status 1, category 1 (not-permitted), empty payload.

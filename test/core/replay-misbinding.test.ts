@@ -352,7 +352,7 @@ describe('pairing presence and confirmation', () => {
 
   it('a man in the middle with its own keys cannot make both screens show the same code', () => {
     const mallory = pairedWorld({ car: 'mallory car', owner: 'mallory phone' });
-    const context = vehicleContext(world, { pairingOpen: true, currentKeyList: new Uint8Array(0) });
+    const context = vehicleContext(world, { pairingOpen: true, pairReady: { status: 'ready', epoch: 0, requiredVersion: 1, keyList: new Uint8Array(0) } });
     const victim = newPhonePairing(world.owner, 'mitm-victim');
     const fakeCar = newCar(mallory, 'mitm-fake-car');
     const fakePhone = newPhonePairing(mallory.owner, 'mitm-fake-phone');

@@ -185,7 +185,7 @@ describe('decoders never throw', () => {
 describe('VehicleSession.handle never throws, in every state', () => {
   if (!unlock.ok || !pairing.ok) throw new Error('baseline exchanges failed');
   const unlockContext = vehicleContext(world);
-  const pairingContext = vehicleContext(world, { pairingOpen: true, currentKeyList: world.keyList.bytes, keyListVersion: 1 });
+  const pairingContext = vehicleContext(world, { pairingOpen: true, pairReady: { status: 'ready', epoch: 0, requiredVersion: 2, keyList: world.keyList.bytes }, keyListVersion: 1 });
 
   const states: [string, () => { car: VehicleSession; context: VehicleContext }][] = [
     ['idle, pairing closed', () => ({ car: newCar(world, 'fuzz-idle'), context: unlockContext })],

@@ -23,7 +23,7 @@ function expectKind<K extends VehicleEvent['kind']>(event: VehicleEvent, kind: K
 describe('session flow', () => {
   it('pairs the first owner, then unlocks as owner and as a friend with a grant', () => {
     const car = new VehicleSession({ crypto, identitySeed: carSeed, random: seededRandom('car') });
-    const ctx = { now: 1000, carTime: 1_700_000_000_000, keyListVersion: 0, pairingOpen: true, currentKeyList: new Uint8Array(0) };
+    const ctx = { now: 1000, carTime: 1_700_000_000_000, keyListVersion: 0, pairingOpen: true, pairReady: { status: 'ready' as const, epoch: 0, requiredVersion: 1, keyList: new Uint8Array(0) } };
     const pairing = new PhonePairing({ crypto, random: seededRandom('phone'), identitySeed: ownerSeed });
     const challenge = expectKind(car.handle(pairing.start(), ctx), 'reply');
     const checked = pairing.onChallenge(challenge.reply);
@@ -34,7 +34,7 @@ describe('session flow', () => {
     expect(code.code).toBe(reveal.value.code);
     expect(code.code).toMatch(/^\d{6}$/);
     const ready = pairing.onReady(code.reply);
-    expect(ready.ok && ready.value.length).toBe(0);
+    expect(ready.ok && ready.value.keyList.length).toBe(0);
     const list = signKeyList(crypto, ownerSeed, { vehicleId, version: 1, issuedAt: ctx.carTime, owners: [crypto.publicKeyFromSeed(ownerSeed)], revokedSerials: [], revokedKeys: [] });
     const confirm = expectKind(car.handle(pairing.confirm(list.bytes, 'alice'), ctx), 'pair-confirm');
     const decoded = decodeKeyList(confirm.keyList);

@@ -1,104 +1,135 @@
 /**
- * Trusted time without a real-time clock: trustedNow never below the floor,
- * raiseFloor monotonic and never below either input, document times capped
- * at a year ahead and never invented, and the point of it all: a clock reset
- * to 1970 cannot revive an expired grant.
+ * The trusted clock (src/core/time-floor.ts): never goes back, follows the
+ * system clock forward only within its jump budget, far-future documents
+ * lift it by a bounded lead that does not ratchet, corroborated documents
+ * re-anchor it, physical presence resets it; ±20-year system clock jumps.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { decide } from '../../src/core/authorize.js';
-import { raiseFloor, trustedNow } from '../../src/core/time-floor.js';
-import { crypto, DAY_MS, grantFor, pairedWorld, party, propertyRuns, T0 } from '../helpers/core-harness.js';
+import { DAY_MS, DEFAULT_TIME_POLICY, TrustedClock } from '../../src/core/time-floor.js';
 
-const YEAR_PLUS_DAY = 366 * DAY_MS;
-const ms = fc.integer({ min: 0, max: 8_000_000_000_000 });
-const docs = fc.array(fc.oneof(ms, fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER })), { maxLength: 6 });
+const T0 = Date.UTC(2026, 0, 1);
+const YEAR = 365 * DAY_MS;
 
-describe('trustedNow', () => {
-  it('is max(system time, floor): never below the floor', () => {
+describe('TrustedClock', () => {
+  it('never goes back, whatever the system clock and documents do (property)', () => {
     fc.assert(
-      fc.property(ms, ms, (system, floor) => {
-        const now = trustedNow(system, floor);
-        expect(now).toBeGreaterThanOrEqual(floor);
-        expect(now).toBeGreaterThanOrEqual(system);
-        expect(now).toBe(Math.max(system, floor));
-      }),
-      propertyRuns(500),
-    );
-  });
-});
-
-describe('raiseFloor', () => {
-  it('is never below either input and never above the latest observed time', () => {
-    fc.assert(
-      fc.property(ms, ms, docs, (floor, system, documents) => {
-        const next = raiseFloor(floor, system, documents);
-        expect(next).toBeGreaterThanOrEqual(floor);
-        expect(next).toBeGreaterThanOrEqual(system);
-        expect(next).toBeLessThanOrEqual(Math.max(floor, system, ...documents));
-        expect(next).toBeLessThanOrEqual(trustedNow(system, floor) + YEAR_PLUS_DAY);
-      }),
-      propertyRuns(500),
-    );
-  });
-
-  it('only moves forward over any sequence of observations', () => {
-    fc.assert(
-      fc.property(ms, fc.array(fc.tuple(ms, docs), { maxLength: 20 }), (start, observations) => {
-        let floor = start;
-        for (const [system, documents] of observations) {
-          const next = raiseFloor(floor, system, documents);
-          expect(next).toBeGreaterThanOrEqual(floor);
-          floor = next;
-        }
-      }),
-      propertyRuns(300),
+      fc.property(
+        fc.array(
+          fc.record({
+            kind: fc.constantFrom('tick', 'document'),
+            elapsed: fc.integer({ min: 0, max: 10 * DAY_MS }),
+            system: fc.integer({ min: 0, max: T0 + 40 * YEAR }),
+            document: fc.integer({ min: 0, max: T0 + 40 * YEAR }),
+          }),
+          { maxLength: 40 },
+        ),
+        (steps) => {
+          let mono = 0;
+          const clock = new TrustedClock(T0, T0, mono);
+          let previous = clock.now(T0, mono);
+          for (const step of steps) {
+            mono += step.elapsed;
+            if (step.kind === 'document') clock.observeDocument(step.document, step.system, mono);
+            const now = clock.now(step.system, mono);
+            expect(now).toBeGreaterThanOrEqual(previous);
+            previous = now;
+          }
+        },
+      ),
     );
   });
 
-  it('is monotonic in its floor and system-time inputs', () => {
+  it('stays within elapsed time + jump budget + document lead of its anchor unless a document corroborates the clock (property)', () => {
     fc.assert(
-      fc.property(ms, ms, ms, fc.nat({ max: 1_000_000_000 }), docs, (floor, system, extra, more, documents) => {
-        const base = raiseFloor(floor, system, documents);
-        expect(raiseFloor(floor + extra, system, documents)).toBeGreaterThanOrEqual(base);
-        expect(raiseFloor(floor, system + more, documents)).toBeGreaterThanOrEqual(base);
-      }),
-      propertyRuns(300),
+      fc.property(
+        fc.array(fc.record({ elapsed: fc.integer({ min: 0, max: DAY_MS }), system: fc.integer({ min: 0, max: T0 + 40 * YEAR }), document: fc.integer({ min: T0 + 2 * YEAR, max: T0 + 40 * YEAR }) }), { maxLength: 30 }),
+        (steps) => {
+          let mono = 0;
+          const clock = new TrustedClock(T0, T0, mono);
+          for (const step of steps) {
+            mono += step.elapsed;
+            // far-future documents that never agree with the system clock: never corroborate
+            const system = Math.abs(step.system - step.document) <= DEFAULT_TIME_POLICY.corroborationMs ? step.document - DAY_MS : step.system;
+            clock.observeDocument(step.document, system, mono);
+            const bound = T0 + mono + DEFAULT_TIME_POLICY.jumpBudgetMs + DEFAULT_TIME_POLICY.documentLeadMs;
+            expect(clock.now(system, mono)).toBeLessThanOrEqual(bound);
+          }
+        },
+      ),
     );
   });
 
-  it('caps far-future document times at max future ahead of the trusted time', () => {
-    expect(raiseFloor(T0, 0, [T0 + 50 * YEAR_PLUS_DAY])).toBe(T0 + YEAR_PLUS_DAY);
-    expect(raiseFloor(T0, 0, [Number.MAX_SAFE_INTEGER])).toBe(T0 + YEAR_PLUS_DAY);
-    expect(raiseFloor(T0, 0, [T0 + 10 * DAY_MS], DAY_MS)).toBe(T0 + DAY_MS);
-    expect(raiseFloor(T0, 0, [T0 + DAY_MS, T0 + 3 * DAY_MS, T0 + 2 * DAY_MS])).toBe(T0 + 3 * DAY_MS);
-  });
-
-  it('ignores past document times and values that are not safe integers', () => {
-    expect(raiseFloor(T0, T0 - 5, [T0 - DAY_MS])).toBe(T0);
-    expect(raiseFloor(T0, 0, [Number.NaN, Number.POSITIVE_INFINITY, T0 + 0.5, Number.MAX_SAFE_INTEGER + 2])).toBe(T0);
-    expect(raiseFloor(T0, 0)).toBe(T0);
-  });
-});
-
-describe('what the floor protects', () => {
-  it('a system clock reset to 1970 does not revive an expired grant', () => {
-    const world = pairedWorld();
-    const friend = party('friend');
-    const grant = grantFor(world, friend, { notBefore: T0, notAfter: T0 + DAY_MS });
-    const floor = raiseFloor(0, T0 + 2 * DAY_MS, [world.keyList.issuedAt]);
-    const now = trustedNow(0, floor);
-    const decision = decide(crypto, {
-      vehicleId: world.vehicleId,
-      keyList: world.keyList,
-      peerKey: friend.publicKey,
-      credential: { kind: 'grant', grant },
-      command: 'unlock',
-      now,
-      proximity: { rssi: -50, near: true, responseTimeMs: 5 },
-      policy: { relayBoundMs: 50, startPinRequired: false },
-      pin: undefined,
+  const table: readonly { name: string; run: (clock: TrustedClock) => number; expected: number }[] = [
+    { name: 'follows a system clock that runs normally', run: (c) => c.now(T0 + 5_000, 5_000), expected: T0 + 5_000 },
+    { name: 'ignores a system clock set back to 1970 (extrapolates by monotonic time)', run: (c) => c.now(0, 60_000), expected: T0 + 60_000 },
+    { name: 'ignores a system clock 20 years behind', run: (c) => c.now(T0 - 20 * YEAR, 1_000), expected: T0 + 1_000 },
+    { name: 'ignores a jump 20 years ahead', run: (c) => c.now(T0 + 20 * YEAR, 1_000), expected: T0 + 1_000 },
+    { name: 'follows a jump of 3 weeks (first NTP answer after parking)', run: (c) => c.now(T0 + 21 * DAY_MS, 1_000), expected: T0 + 21 * DAY_MS },
+    {
+      name: 'a far-future signed list lifts the time by at most the document lead',
+      run: (c) => {
+        c.observeDocument(T0 + 10 * YEAR, T0, 0);
+        return c.now(T0, 0);
+      },
+      expected: T0 + DEFAULT_TIME_POLICY.documentLeadMs,
+    },
+    {
+      name: 'a sequence of far-future lists does not ratchet',
+      run: (c) => {
+        for (let i = 1; i <= 20; i++) c.observeDocument(T0 + i * YEAR, T0, i);
+        return c.now(T0, 20);
+      },
+      expected: T0 + 20 + DEFAULT_TIME_POLICY.documentLeadMs,
+    },
+    {
+      name: 'a document that agrees with a jumped system clock corroborates it',
+      run: (c) => {
+        c.now(T0 + 2 * YEAR, 0);
+        c.observeDocument(T0 + 2 * YEAR + 60_000, T0 + 2 * YEAR, 0);
+        return c.now(T0 + 2 * YEAR, 0);
+      },
+      expected: T0 + 2 * YEAR + 60_000,
+    },
+    {
+      name: 'physical presence resets the time, also backwards',
+      run: (c) => {
+        c.observeDocument(T0 + 10 * YEAR, T0 + 10 * YEAR, 0);
+        c.resetByPresence(T0 + DAY_MS, 0);
+        return c.now(T0 + 10 * YEAR, 1);
+      },
+      expected: T0 + DAY_MS + 1,
+    },
+  ];
+  for (const row of table) {
+    it(row.name, () => {
+      const clock = new TrustedClock(T0, T0, 0);
+      expect(row.run(clock)).toBe(row.expected);
     });
-    expect(decision).toMatchObject({ allow: false, reason: 'grant-expired' });
+  }
+
+  it('the jump budget is spent: two jumps of 20 days are not both followed', () => {
+    const clock = new TrustedClock(T0, T0, 0);
+    expect(clock.now(T0 + 20 * DAY_MS, 0)).toBe(T0 + 20 * DAY_MS);
+    expect(clock.now(T0 + 40 * DAY_MS, 0)).toBe(T0 + 20 * DAY_MS);
+    expect(clock.lastSystemObservation).toBe('jump-ignored');
+  });
+
+  it('the persisted floor carries no document lead, so a reboot does not ratchet', () => {
+    const clock = new TrustedClock(T0, T0, 0);
+    clock.observeDocument(T0 + 5 * YEAR, T0, 0);
+    expect(clock.now(T0, 0)).toBe(T0 + DAY_MS);
+    expect(clock.floor(0)).toBe(T0);
+    const rebooted = new TrustedClock(clock.floor(0), T0, 0);
+    rebooted.observeDocument(T0 + 5 * YEAR, T0, 0);
+    expect(rebooted.now(T0, 0)).toBe(T0 + DAY_MS);
+  });
+
+  it('refuses nonsense times without throwing', () => {
+    const clock = new TrustedClock(Number.NaN, Number.POSITIVE_INFINITY, 0);
+    expect(clock.now(Number.NaN, 10)).toBe(10);
+    expect(clock.observeDocument(Number.MAX_VALUE, 0, 10)).toBe(false);
+    clock.resetByPresence(-5, 10);
+    expect(clock.now(0, 20)).toBe(20);
   });
 });

@@ -127,6 +127,7 @@ export function signGrantUnchecked(issuer: Party, body: Omit<GrantBody, 'issuer'
   const encoded = new Writer()
     .u8(CREDENTIAL_FORMAT)
     .fixed(body.vehicleId, 16)
+    .u32(body.epoch ?? 0)
     .fixed(body.serial, 8)
     .fixed(issuer.publicKey, 32)
     .fixed(body.subject, 32)
@@ -145,7 +146,7 @@ export function vehicleContext(world: World, overrides: Partial<VehicleContext> 
     carTime: T0,
     keyListVersion: world.keyList.version,
     pairingOpen: false,
-    currentKeyList: world.keyList.bytes,
+    pairReady: { status: 'ready', epoch: world.keyList.epoch, requiredVersion: world.keyList.version + 1, keyList: world.keyList.bytes },
     ...overrides,
   };
 }
@@ -343,7 +344,7 @@ export type PairingEnd = (PairingDone | Stopped<PairingMessage>) & { readonly ca
 function pairingContext(world: World, options: PairingOptions): VehicleContext {
   return vehicleContext(world, {
     pairingOpen: options.pairingOpen ?? true,
-    currentKeyList: options.current?.bytes ?? new Uint8Array(0),
+    pairReady: { status: 'ready', epoch: options.current?.epoch ?? 0, requiredVersion: (options.current?.version ?? 0) + 1, keyList: options.current?.bytes ?? new Uint8Array(0) },
     keyListVersion: options.current?.version ?? 0,
   });
 }
@@ -406,7 +407,7 @@ export function runPairing(world: World, options: PairingOptions = {}): PairingE
   // The person compares the two screens and stops if they differ.
   if (codeEvent.code !== reveal.value.code) return stop('PAIR_READY', 'person', 'CK_PROTO_PAIRING_NOT_CONFIRMED');
 
-  const carList = ready.value.length === 0 ? undefined : decodeKeyList(ready.value);
+  const carList = ready.value.keyList.length === 0 ? undefined : decodeKeyList(ready.value.keyList);
   if (carList !== undefined && !carList.ok) return stop('PAIR_READY', 'phone', carList.error.code);
   const previousOwners = carList?.value.owners ?? [];
   const owners = containsKey(previousOwners, who.publicKey) ? previousOwners : [...previousOwners, who.publicKey];
@@ -565,7 +566,7 @@ export interface OpenedPairing {
 export function openPairing(world: World, seedLabel: string, who: Party = world.owner, options: { readonly readyOpened?: boolean } = {}): OpenedPairing {
   const car = newCar(world, seedLabel);
   const pairing = newPhonePairing(who, seedLabel);
-  const context = vehicleContext(world, { pairingOpen: true, currentKeyList: new Uint8Array(0), keyListVersion: 0 });
+  const context = vehicleContext(world, { pairingOpen: true, pairReady: { status: 'ready', epoch: 0, requiredVersion: 1, keyList: new Uint8Array(0) }, keyListVersion: 0 });
   const hello = pairing.start();
   const challenge = expectEvent(car.handle(hello, context), 'reply').reply;
   const checked = pairing.onChallenge(challenge);

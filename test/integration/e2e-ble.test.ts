@@ -59,8 +59,8 @@ describe('carkey end to end over real bleno + noble on emulated controllers', ()
     expect((await carkey(socket, 'owner', 'keygen')).code).toBe(0);
     await hardwareCtl(rig, 'press-button');
     const pairing = carkey(socket, 'owner', 'pair', '--yes');
-    await displayShows('Press button');
-    await hardwareCtl(rig, 'press-button');
+    await displayShows('Hold button');
+    await hardwareCtl(rig, 'long-press');
     const paired = await pairing;
     expect(paired.code, paired.stderr).toBe(0);
 

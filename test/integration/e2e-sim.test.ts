@@ -63,8 +63,8 @@ describe('carkey end to end over the simulated radio', () => {
   it('pairs the first owner after the button press and the code confirmation on the car', async () => {
     await hardwareCtl(rig, 'press-button');
     const pairing = carkey('owner', 'pair', '--yes', '--json');
-    await waitForDisplay('Press button');
-    await hardwareCtl(rig, 'press-button');
+    await waitForDisplay('Hold button');
+    await hardwareCtl(rig, 'long-press');
     const result = await pairing;
     expect(result.code, result.stderr).toBe(0);
     expect(json(result)).toMatchObject({ ok: true });

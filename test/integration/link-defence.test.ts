@@ -39,10 +39,10 @@ describe('link defences of carkeyd', () => {
     const pairing = carkey('pair', '--yes');
     for (let i = 0; i < 100; i++) {
       const state = JSON.parse((await hardwareCtl(rig, 'state', '--json')).stdout) as { display: string[] };
-      if (state.display.join(' ').includes('Press button')) break;
+      if (state.display.join(' ').includes('Hold button')) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    await hardwareCtl(rig, 'press-button');
+    await hardwareCtl(rig, 'long-press');
     expect((await pairing).code).toBe(0);
   }, 60_000);
 

@@ -120,7 +120,7 @@ export class FakeCar {
       carTime: Date.now(),
       keyListVersion: this.keyList?.version ?? 0,
       pairingOpen: this.pairingOpen,
-      currentKeyList: this.keyList?.bytes ?? new Uint8Array(0),
+      pairReady: { status: 'ready', epoch: this.keyList?.epoch ?? 0, requiredVersion: (this.keyList?.version ?? 0) + 1, keyList: this.keyList?.bytes ?? new Uint8Array(0) },
     });
     switch (event.kind) {
       case 'reply':

@@ -92,7 +92,7 @@ function accepts(candidate: KeyList, current: KeyList | undefined, viaPairing = 
 
 describe('key lists', () => {
   it('pairing: the first owner gets version 1; later owners are added with revocations kept and themselves un-revoked', () => {
-    const first = buildPairingKeyList(crypto, owner, { vehicleId, current: undefined, issuedAt: 10 });
+    const first = buildPairingKeyList(crypto, owner, { vehicleId, current: undefined, epoch: 0, requiredVersion: 1, issuedAt: 10 });
     expect(first.version).toBe(1);
     expect(first.owners.map(toHex)).toEqual([toHex(ownerKey)]);
     expect(accepts(first, undefined, true)).toBe(true);
@@ -100,25 +100,25 @@ describe('key lists', () => {
     const second = fixedSeed('second owner');
     const secondKey = crypto.publicKeyFromSeed(second);
     const current = signKeyList(crypto, owner, { vehicleId, version: 4, issuedAt: 20, owners: [ownerKey], revokedSerials: [serial], revokedKeys: [secondKey, friendKey] });
-    const next = buildPairingKeyList(crypto, second, { vehicleId, current, issuedAt: 30 });
+    const next = buildPairingKeyList(crypto, second, { vehicleId, current, epoch: 0, requiredVersion: 5, issuedAt: 30 });
     expect(next.version).toBe(5);
     expect(next.owners.map(toHex)).toEqual([toHex(ownerKey), toHex(secondKey)]);
     expect(next.revokedSerials.map(toHex)).toEqual([toHex(serial)]);
     expect(next.revokedKeys.map(toHex)).toEqual([toHex(friendKey)]);
     expect(accepts(next, current, true)).toBe(true);
 
-    const again = buildPairingKeyList(crypto, owner, { vehicleId, current: next, issuedAt: 40 });
+    const again = buildPairingKeyList(crypto, owner, { vehicleId, current: next, epoch: 0, requiredVersion: 6, issuedAt: 40 });
     expect(again.owners.length).toBe(2);
 
     const full = signKeyList(crypto, owner, {
       vehicleId, version: 1, issuedAt: 1, revokedSerials: [], revokedKeys: [],
       owners: Array.from({ length: MAX_OWNERS }, (_, i) => crypto.publicKeyFromSeed(fixedSeed(`o${i}`))),
     });
-    expect(codeOf(() => buildPairingKeyList(crypto, second, { vehicleId, current: full, issuedAt: 1 }))).toBe('CK_KEYLIST_TOO_LARGE');
+    expect(codeOf(() => buildPairingKeyList(crypto, second, { vehicleId, current: full, epoch: 0, requiredVersion: 2, issuedAt: 1 }))).toBe('CK_KEYLIST_TOO_LARGE');
   });
 
   it('checks a list presented by the car', () => {
-    const list = buildPairingKeyList(crypto, owner, { vehicleId, current: undefined, issuedAt: 10 });
+    const list = buildPairingKeyList(crypto, owner, { vehicleId, current: undefined, epoch: 0, requiredVersion: 1, issuedAt: 10 });
     expect(checkCarKeyList(crypto, new Uint8Array(0), vehicleId)).toEqual({ ok: true, value: undefined });
     expect(checkCarKeyList(crypto, list.bytes, vehicleId).ok).toBe(true);
     const tampered = Uint8Array.from(list.bytes);
@@ -128,7 +128,7 @@ describe('key lists', () => {
   });
 
   it('revocation: by serial or key, version + 1, accepted by the car; no-ops and self-revocation refused', () => {
-    const base = buildPairingKeyList(crypto, owner, { vehicleId, current: undefined, issuedAt: 10 });
+    const base = buildPairingKeyList(crypto, owner, { vehicleId, current: undefined, epoch: 0, requiredVersion: 1, issuedAt: 10 });
     const bySerial = buildRevocation(crypto, owner, base, { kind: 'serial', serial }, 20);
     expect(bySerial.version).toBe(2);
     expect(containsKey(bySerial.revokedSerials, serial)).toBe(true);
@@ -157,7 +157,7 @@ describe('key lists', () => {
   });
 
   it('rebase re-applies queued revocations over a newer list from another owner; delivered lists leave the queue', () => {
-    const base = buildPairingKeyList(crypto, owner, { vehicleId, current: undefined, issuedAt: 10 });
+    const base = buildPairingKeyList(crypto, owner, { vehicleId, current: undefined, epoch: 0, requiredVersion: 1, issuedAt: 10 });
     const queued = buildRevocation(crypto, owner, base, { kind: 'serial', serial }, 20);
     expect(latestKnownKeyList({ keyList: base, pending: [queued] })?.version).toBe(2);
     const other = fixedSeed('other owner');

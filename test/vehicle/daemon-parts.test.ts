@@ -115,16 +115,33 @@ describe('pairing mode (physical presence)', () => {
     expect(p.onHardwareEvent({ kind: 'keycard', cardId: 'stolen' }, 10).map((a) => a.kind)).toEqual(['hint']);
     expect(p.isOpen(11)).toBe(false);
   });
-  it('a pending confirmation is settled by a short press, or times out with the window', async () => {
+  it('a pending confirmation is settled by a long press (not the short press that opened pairing), or times out with the window', async () => {
     const p = make(false);
     p.onHardwareEvent({ kind: 'button', press: 'short' }, 0);
     const confirmed = p.awaitConfirmation(10);
-    expect(p.onHardwareEvent({ kind: 'button', press: 'short' }, 20).map((a) => a.kind)).toEqual(['confirmed']);
+    expect(p.onHardwareEvent({ kind: 'button', press: 'short' }, 15)).toEqual([{ kind: 'hint', text: 'Hold button to OK' }]);
+    expect(p.onHardwareEvent({ kind: 'button', press: 'long' }, 20).map((a) => a.kind)).toEqual(['confirmed']);
     await expect(confirmed).resolves.toBe(true);
+    expect(p.isOpen(21)).toBe(false);
     p.onHardwareEvent({ kind: 'button', press: 'short' }, 100);
     const late = p.awaitConfirmation(110);
     p.tick(100 + 60_000);
     await expect(late).resolves.toBe(false);
+  });
+  it('one pairing per window: the first claimant holds it until its link goes or the window ends', async () => {
+    const p = make(false);
+    p.onHardwareEvent({ kind: 'button', press: 'short' }, 0);
+    expect(p.claim('phone', 1)).toBe(true);
+    expect(p.claim('phone', 2)).toBe(true);
+    expect(p.claim('mallory', 3)).toBe(false);
+    const pending = p.awaitConfirmation(4);
+    p.release('mallory');
+    expect(p.awaitingConfirmation).toBe(true);
+    p.release('phone');
+    await expect(pending).resolves.toBe(false);
+    expect(p.claim('mallory', 5)).toBe(true);
+    p.tick(60_001);
+    expect(p.claim('phone', 60_002)).toBe(false); // window closed
   });
   it('factory reset needs a long press and then a registered keycard', () => {
     const p = make(true);

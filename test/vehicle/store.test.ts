@@ -19,7 +19,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { fromHex, toHex } from '../../src/core/bytes.js';
 import { createCrypto, type RandomSource } from '../../src/core/crypto/index.js';
 import { isCarkeyError, type ErrorCode } from '../../src/core/errors.js';
-import { verifyAuditDatabase, VehicleStore, type VehicleStoreOptions } from '../../src/vehicle/store.js';
+import { STORE_SCHEMA_VERSION, verifyAuditDatabase, VehicleStore, type VehicleStoreOptions } from '../../src/vehicle/store.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const WRITER = join(REPO_ROOT, 'dist/test/helpers/crash-writer.js');
@@ -171,7 +171,7 @@ describe('state directory and identity file', () => {
     const db = new Database(join(dir, 'state.db'), { readonly: true });
     try {
       expect(db.pragma('journal_mode', { simple: true })).toBe('wal');
-      expect(db.prepare('SELECT max(version) AS v FROM schema_version').get()).toEqual({ v: 1 });
+      expect(db.prepare('SELECT max(version) AS v FROM schema_version').get()).toEqual({ v: STORE_SCHEMA_VERSION });
     } finally {
       db.close();
     }
@@ -238,16 +238,26 @@ describe('key list', () => {
     expect(store.getMeta('sync.last')).toBeUndefined();
   });
 
-  it('factory reset forgets the list and the advertising secret but not the version floor', () => {
+  it('factory reset forgets the list and the advertising secret, starts the next epoch at version 0 and resets the time floor', () => {
     const store = openStore();
-    store.replaceKeyList(Uint8Array.of(1), 4);
+    store.replaceKeyList(Uint8Array.of(1), 0xffff_ffff);
+    store.raiseTimeFloor(Date.UTC(2090, 0, 1));
     const secret = toHex(store.advertisingSecret());
-    const entry = store.factoryReset({ trigger: 'keycard' });
-    expect(entry).toMatchObject({ kind: 'factory-reset', fields: { trigger: 'keycard', keyListVersion: 4, hadKeyList: true } });
+    expect(store.keyListEpoch()).toBe(0);
+    const entry = store.factoryReset({ trigger: 'keycard' }, Date.UTC(2026, 0, 1));
+    expect(entry).toMatchObject({ kind: 'factory-reset', fields: { trigger: 'keycard', epoch: 1, previousEpoch: 0, previousVersion: 0xffff_ffff, hadKeyList: true } });
     expect(store.keyList()).toBeUndefined();
     expect(toHex(store.advertisingSecret())).not.toBe(secret);
-    expectCode(() => store.replaceKeyList(Uint8Array.of(2), 4), 'CK_KEYLIST_ROLLBACK');
-    expect(store.replaceKeyList(Uint8Array.of(2), 5).keyList.version).toBe(5);
+    expect(store.keyListEpoch()).toBe(1);
+    expect(store.keyListVersion()).toBe(0);
+    expect(store.timeFloor()).toBe(Date.UTC(2026, 0, 1));
+    // Lists of the old epoch can never come back; the new epoch starts at version 1.
+    expectCode(() => store.replaceKeyList(Uint8Array.of(2), 5, {}, 0), 'CK_KEYLIST_WRONG_EPOCH');
+    expect(store.replaceKeyList(Uint8Array.of(2), 1, {}, 1).keyList.version).toBe(1);
+    expectCode(() => store.replaceKeyList(Uint8Array.of(2), 1, {}, 1), 'CK_KEYLIST_ROLLBACK');
+    store.close();
+    const reopened = openStore();
+    expect([reopened.keyListEpoch(), reopened.keyListVersion()]).toEqual([1, 1]);
   });
 });
 
