@@ -146,8 +146,8 @@ export async function startRig(options: RigOptions = {}): Promise<CarRig> {
   return rig;
 }
 
-export async function startDaemonProcess(rig: CarRig): Promise<Started> {
-  rig.daemon = await startProgram('src/cli/carkeyd.js', ['--config', rig.configPath]);
+export async function startDaemonProcess(rig: CarRig, options: { env?: NodeJS.ProcessEnv } = {}): Promise<Started> {
+  rig.daemon = await startProgram('src/cli/carkeyd.js', ['--config', rig.configPath], options.env === undefined ? {} : { env: options.env });
   return rig.daemon;
 }
 

@@ -725,6 +725,7 @@ export function generateVectors(crypto: Crypto = createCrypto('node')): JsonObje
     trunk: 'closed',
     keyListVersion: 1,
     carTime: CAR_TIME + MINUTE + 2_000,
+    startNeedsPin: true,
   });
   const status = owner.phone.command('status');
   owner.log.add('phone', status);

@@ -4,7 +4,8 @@
  * - start args: PIN as ASCII digits (4..8), or empty.
  * - status result: doors-locked bitmask u8 (bit 0 front-left, 1 front-right,
  *   2 rear-left, 3 rear-right) ‖ door count u8 ‖ drive u8 (0 off, 1 ready) ‖
- *   trunk u8 (0 closed, 1 open) ‖ key-list version u32 ‖ car time u64 ms.
+ *   trunk u8 (0 closed, 1 open) ‖ key-list version u32 ‖ car time u64 ms ‖
+ *   flags u8 (bit 0: `start` needs a PIN; other bits 0).
  * - keyListPush args: an encoded key list; result: the version now in force u32.
  * - keyListGet result: the encoded current key list.
  * - auditRead args: from-seq u32 ‖ max entries u16; result: UTF-8 JSON
@@ -24,7 +25,11 @@ export interface StatusPayload {
   readonly trunk: 'open' | 'closed';
   readonly keyListVersion: number;
   readonly carTime: number;
+  /** The car asks for a PIN with `start` (so a phone can ask the person first). */
+  readonly startNeedsPin: boolean;
 }
+
+export const STATUS_FLAG_START_NEEDS_PIN = 0x01;
 
 export function encodeStatus(status: StatusPayload): Uint8Array {
   let mask = 0;
@@ -38,6 +43,7 @@ export function encodeStatus(status: StatusPayload): Uint8Array {
     .u8(status.trunk === 'open' ? 1 : 0)
     .u32(status.keyListVersion)
     .time(status.carTime)
+    .u8(status.startNeedsPin ? STATUS_FLAG_START_NEEDS_PIN : 0)
     .finish();
 }
 
@@ -55,8 +61,14 @@ export function decodeStatus(bytes: Uint8Array): Result<StatusPayload> {
       trunk: trunk === 1 ? 'open' : 'closed',
       keyListVersion: r.u32('key list version'),
       carTime: r.time('car time'),
+      startNeedsPin: readFlags(r.u8('flags')),
     };
   });
+}
+
+function readFlags(flags: number): boolean {
+  if ((flags & ~STATUS_FLAG_START_NEEDS_PIN) !== 0) throw new CarkeyError('CK_CODEC_BAD_VALUE', `unknown status flags ${flags}`);
+  return (flags & STATUS_FLAG_START_NEEDS_PIN) !== 0;
 }
 
 export const PIN_PATTERN = /^[0-9]{4,8}$/;

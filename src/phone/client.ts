@@ -54,6 +54,8 @@ export interface VehicleStore {
 export type ProgressEvent =
   | { readonly kind: 'scanning'; readonly target: string; readonly timeoutMs: number }
   | { readonly kind: 'found'; readonly address: string; readonly rssi: number | undefined }
+  /** the car was recognised by its signed CHALLENGE, not its advertising id: its clock is far from this phone's */
+  | { readonly kind: 'found-by-signature'; readonly address: string }
   | { readonly kind: 'connecting'; readonly address: string; readonly attempt: number }
   | { readonly kind: 'retrying'; readonly attempt: number; readonly delayMs: number; readonly error: CarkeyError }
   | { readonly kind: 'connected'; readonly keyListVersion: number }
@@ -69,6 +71,8 @@ export interface ClientDeps {
   /** wall clock (ms since the Unix epoch): advertising-id epochs, key-list timestamps */
   readonly clock: Clock;
   readonly sleep: (ms: number) => Promise<void>;
+  /** monotonic ms (default performance.now): how long an unmatched advertiser has been seen */
+  readonly monotonic?: () => number;
   /** opens the radio; called once per operation, closed at its end */
   readonly openTransport: () => Promise<CentralTransport>;
   readonly store: VehicleStore;
@@ -89,6 +93,16 @@ export interface ClientTimeouts {
   /** first backoff delay; doubles per retry */
   readonly backoffMs: number;
 }
+
+/**
+ * A carkey advertiser whose rotating id matches none of this phone's cars
+ * for this long is tried by its signed CHALLENGE instead: a car whose clock
+ * is far off (no RTC, a bad NTP answer) advertises ids for another time, but
+ * it still signs with the pinned key (docs/protocol.md §14).
+ */
+export const SIGNATURE_FALLBACK_AFTER_MS = 1500;
+/** At most this many unmatched advertisers are tried per connection attempt. */
+export const SIGNATURE_FALLBACK_MAX = 4;
 
 export const DEFAULT_TIMEOUTS: ClientTimeouts = { scanMs: 10_000, connectMs: 10_000, answerMs: 5_000, pairConfirmMs: 120_000, attempts: 3, backoffMs: 250 };
 
@@ -341,18 +355,26 @@ export class CarkeyClient {
     const { crypto, clock } = this.deps;
     const transport = await this.deps.openTransport();
     try {
+      const tried = new Set<string>();
       const { link, session, challenge } = await this.withRetries(async (attempt) => {
-        const opened = await this.openLink(transport, attempt, `"${record.name}"`, (discovery) => {
-          const data = decodeServiceData(discovery.serviceData);
-          return data !== undefined && matchesAdvertisingId(crypto, record.advSecret, data.advId, clock(), PHONE_BEHIND_EPOCHS);
-        });
-        try {
-          const phone = new PhoneSession({ crypto, random: this.deps.random, identitySeed: seed, carIdentityKey: record.carIdentityKey });
-          const info = unwrap(phone.onChallenge(await opened.exchange(phone.start())));
-          return { link: opened, session: phone, challenge: info };
-        } catch (error) {
-          await opened.close();
-          throw error;
+        for (;;) {
+          const { link: opened, matched, address } = await this.openCarLink(transport, attempt, record, tried);
+          try {
+            const phone = new PhoneSession({ crypto, random: this.deps.random, identitySeed: seed, carIdentityKey: record.carIdentityKey });
+            const info = phone.onChallenge(await opened.exchange(phone.start()));
+            if (!info.ok && !matched && info.error.code === 'CK_PROTO_BAD_CAR_SIGNATURE' && tried.size < SIGNATURE_FALLBACK_MAX) {
+              // Not our car (another carkey car nearby): try the next unmatched advertiser.
+              tried.add(address);
+              await opened.close();
+              continue;
+            }
+            const value = unwrap(info);
+            if (!matched) this.progress({ kind: 'found-by-signature', address });
+            return { link: opened, session: phone, challenge: value };
+          } catch (error) {
+            await opened.close();
+            throw error;
+          }
         }
       });
       this.progress({ kind: 'connected', keyListVersion: challenge.keyListVersion });
@@ -443,6 +465,34 @@ export class CarkeyClient {
   }
 
   private async openLink(transport: CentralTransport, attempt: number, target: string, accept: (discovery: Discovery) => boolean): Promise<Link> {
+    return (await this.scanAndConnect(transport, attempt, target, accept)).link;
+  }
+
+  /**
+   * Find `record`'s car by its advertising id; failing that, after
+   * SIGNATURE_FALLBACK_AFTER_MS, take a carkey advertiser not yet `tried`
+   * (the caller checks its CHALLENGE signature against the pinned key).
+   */
+  private async openCarLink(transport: CentralTransport, attempt: number, record: VehicleRecord, tried: ReadonlySet<string>): Promise<{ link: Link; matched: boolean; address: string }> {
+    const { crypto, clock } = this.deps;
+    const monotonic = this.deps.monotonic ?? (() => performance.now());
+    const firstSeen = new Map<string, number>();
+    const matches = (discovery: Discovery): boolean => {
+      const data = decodeServiceData(discovery.serviceData);
+      return data !== undefined && matchesAdvertisingId(crypto, record.advSecret, data.advId, clock(), PHONE_BEHIND_EPOCHS);
+    };
+    const { link, discovery } = await this.scanAndConnect(transport, attempt, `"${record.name}"`, (candidate) => {
+      if (matches(candidate)) return true;
+      if (tried.has(candidate.address) || decodeServiceData(candidate.serviceData) === undefined) return false;
+      const now = monotonic();
+      const since = firstSeen.get(candidate.address);
+      if (since === undefined) firstSeen.set(candidate.address, now);
+      return since !== undefined && now - since >= SIGNATURE_FALLBACK_AFTER_MS;
+    });
+    return { link, matched: matches(discovery), address: discovery.address };
+  }
+
+  private async scanAndConnect(transport: CentralTransport, attempt: number, target: string, accept: (discovery: Discovery) => boolean): Promise<{ link: Link; discovery: Discovery }> {
     const { scanMs, connectMs, answerMs } = this.timeouts;
     this.progress({ kind: 'scanning', target, timeoutMs: scanMs });
     const { match, seen } = await transport.scan({ timeoutMs: scanMs, accept });
@@ -453,7 +503,7 @@ export class CarkeyClient {
     this.progress({ kind: 'found', address: match.address, rssi: match.rssi });
     this.progress({ kind: 'connecting', address: match.address, attempt });
     const link = await transport.connect(match, { timeoutMs: connectMs });
-    return new Link(link, new MessageChannel(centralChunks(link)), answerMs);
+    return { link: new Link(link, new MessageChannel(centralChunks(link)), answerMs), discovery: match };
   }
 
   private async withRetries<T>(attempt: (n: number) => Promise<T>): Promise<T> {

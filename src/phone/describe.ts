@@ -25,6 +25,8 @@ export function describeProgress(event: ProgressEvent): string | undefined {
       return `scanning for ${event.target}… (up to ${Math.ceil(event.timeoutMs / 1000)} s)`;
     case 'found':
       return `found ${event.address}${event.rssi === undefined ? '' : ` (${event.rssi} dBm)`}`;
+    case 'found-by-signature':
+      return `recognised the car at ${event.address} by its signature (its clock seems far from this phone's; check the car's time)`;
     case 'connecting':
       return `connecting to ${event.address}…${event.attempt > 1 ? ` (attempt ${event.attempt})` : ''}`;
     case 'retrying':
@@ -70,11 +72,12 @@ export function describeStatus(status: StatusPayload): string[] {
     `trunk: ${status.trunk}`,
     `key list version: ${status.keyListVersion}`,
     `car time: ${iso(status.carTime)}`,
+    `start needs a PIN: ${status.startNeedsPin ? 'yes' : 'no'}`,
   ];
 }
 
 export function statusView(status: StatusPayload): Record<string, unknown> {
-  return { locked: status.locked, doorCount: status.doorCount, drive: status.drive, trunk: status.trunk, keyListVersion: status.keyListVersion, carTime: iso(status.carTime) };
+  return { locked: status.locked, doorCount: status.doorCount, drive: status.drive, trunk: status.trunk, keyListVersion: status.keyListVersion, carTime: iso(status.carTime), startNeedsPin: status.startNeedsPin };
 }
 
 export interface KeyView {

@@ -37,6 +37,8 @@ export interface CommandContext {
   readonly currentKeyList: () => KeyList | undefined;
   readonly trustedNow: () => number;
   readonly time: CarTime;
+  /** the car's config sets a start PIN (reported in status) */
+  readonly startPinRequired: boolean;
   /** Called after a new key list is stored (refresh caches, advertising). */
   readonly onKeyListChanged: (list: KeyList) => void;
 }
@@ -81,6 +83,7 @@ async function statusPayload(context: CommandContext): Promise<Uint8Array> {
     trunk: state.trunk,
     keyListVersion: context.store.keyListVersion(),
     carTime: context.trustedNow(),
+    startNeedsPin: context.startPinRequired,
   });
 }
 

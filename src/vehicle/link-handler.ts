@@ -286,6 +286,7 @@ export class LinkHandler {
         currentKeyList: deps.keyList,
         trustedNow: deps.trustedNow,
         time: deps.time,
+        startPinRequired: deps.config.startPin !== undefined,
         onKeyListChanged: deps.onKeyListChanged,
       },
       command,

@@ -345,6 +345,7 @@ describe('command payloads', () => {
         trunk: fc.constantFrom('open' as const, 'closed' as const),
         keyListVersion: u32,
         carTime: time,
+        startNeedsPin: fc.boolean(),
       }),
     );
     fc.assert(
@@ -353,8 +354,10 @@ describe('command payloads', () => {
       }),
       RUNS,
     );
-    const bad = decodeStatus(Uint8Array.of(0, 5, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0));
+    const bad = decodeStatus(Uint8Array.of(0, 5, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0));
     expect(!bad.ok && bad.error.code).toBe('CK_CODEC_BAD_VALUE');
+    const unknownFlag = decodeStatus(Uint8Array.of(0, 4, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 2));
+    expect(!unknownFlag.ok && unknownFlag.error.code).toBe('CK_CODEC_BAD_VALUE');
   });
 
   it('PIN: 4 to 8 ASCII digits, empty means none', () => {

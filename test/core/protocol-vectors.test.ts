@@ -380,14 +380,15 @@ describe('protocol vectors: re-derived independently (raw tweetnacl, SHA-512, of
     expect(hex(status)).toBe('050000');
     const statusPayload = checkResult(statusResult, 2, 0, 0);
     expect(hex(statusPayload)).toBe(str(vectors, 'status.payload.hex'));
-    expect(statusPayload.length).toBe(16);
-    expect([statusPayload[0], statusPayload[1], statusPayload[2], statusPayload[3], u32(statusPayload, 4), u64(statusPayload, 8)]).toEqual([
+    expect(statusPayload.length).toBe(17);
+    expect([statusPayload[0], statusPayload[1], statusPayload[2], statusPayload[3], u32(statusPayload, 4), u64(statusPayload, 8), statusPayload[16]]).toEqual([
       0x0f,
       4,
       0,
       0,
       1,
       num(vectors, 'status.payload.fields.carTime'),
+      1, // flags: start needs a PIN
     ]);
     // keyListPush (7): args = the new key list; result payload = version now in force.
     expect(push[0]).toBe(7);

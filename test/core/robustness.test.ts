@@ -153,7 +153,7 @@ describe('decoders never throw', () => {
     ['decodePairResultPlain', decodePairResultPlain, [encodePairResultPlain({ status: 0, advSecret: new Uint8Array(32), vehicleName: 'car' })]],
     ['decodeGrant', decodeGrant, [grant]],
     ['decodeKeyList', decodeKeyList, [world.keyList.bytes]],
-    ['decodeStatus', decodeStatus, [encodeStatus({ locked: ['front-left'], doorCount: 4, drive: 'off', trunk: 'closed', keyListVersion: 1, carTime: 5 })]],
+    ['decodeStatus', decodeStatus, [encodeStatus({ locked: ['front-left'], doorCount: 4, drive: 'off', trunk: 'closed', keyListVersion: 1, carTime: 5, startNeedsPin: true })]],
     ['decodePin', decodePin, [Uint8Array.of(0x31, 0x32, 0x33, 0x34)]],
     ['decodeAuditRead', decodeAuditRead, [encodeAuditRead({ fromSeq: 3, limit: 10 })]],
     ['decodeVersion', decodeVersion, [Uint8Array.of(0, 0, 0, 1)]],

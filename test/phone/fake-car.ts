@@ -218,6 +218,7 @@ export class FakeCar {
             trunk: this.trunk,
             keyListVersion: this.keyList?.version ?? 0,
             carTime: Date.now(),
+            startNeedsPin: this.options.pin !== undefined,
           }),
         };
       case 'keyListGet':
