@@ -170,6 +170,9 @@ describe('key-list versions and factory reset', () => {
     // A new phone pairs: the car states epoch 1 / version 1 in PAIR_READY, nothing is refused after the button.
     const repaired = await pairOwner('new-owner', 'button');
     expect(repaired.code, repaired.stderr).toBe(0);
+    // The pairing flag is gone from the air as soon as the pairing is confirmed.
+    const scanned = json(await carkey('new-owner', ['scan', '--timeout', '700', '--json'])) as { cars: { pairing: boolean; vehicle: string | null }[] };
+    expect(scanned.cars.map((car) => [car.vehicle, car.pairing])).toEqual([['new-owner', false]]);
     expect((await carkey('new-owner', ['unlock'])).code).toBe(0);
     const state = await carState();
     expect([state.paired, state.keyListEpoch, state.keyListVersion]).toEqual([true, 1, 1]);
