@@ -98,6 +98,19 @@ describe('deny reasons: one row per reason', () => {
     expect(decide(crypto, allowedInput('owner', { keyList: list, proximity: { rssi: undefined, near: false, responseTimeMs: 9999 } }))).toMatchObject({ allow: false, reason: 'key-revoked' });
   });
 
+  it('revocation wins: a grant whose issuer is in revokedKeys is not honoured, even if a hand-made list also names the issuer as an owner', () => {
+    const list = signList(world, world.owner, { version: 2, owners: [world.owner.publicKey, stranger.publicKey], revokedKeys: [world.owner.publicKey] });
+    expect(decide(crypto, allowedInput('grant', { keyList: list }))).toMatchObject({ allow: false, reason: 'grant-issuer-not-owner' });
+    expect(revealOf('grant-issuer-not-owner')).toBeUndefined();
+  });
+
+  it('a grant for another epoch (made before a factory reset) is not recognised', () => {
+    const afterReset = signList(world, world.owner, { epoch: 1, version: 1 });
+    expect(decide(crypto, allowedInput('grant', { keyList: afterReset }))).toMatchObject({ allow: false, reason: 'grant-invalid' });
+    const sameEpoch = grantCredential({ epoch: 1 });
+    expect(decide(crypto, allowedInput('grant', { keyList: afterReset, credential: sameEpoch }))).toMatchObject({ allow: true });
+  });
+
   it('names the subject by grant serial or by key id, never the whole key', () => {
     expect(decide(crypto, allowedInput('grant')).subject).toBe(`grant:${toHex(defaultGrant.serial)}`);
     expect(decide(crypto, allowedInput('owner')).subject).toBe(`key:${keyIdOf(crypto, world.owner.publicKey)}`);
