@@ -114,6 +114,7 @@ export const Catalog = {
   CK_STORE_IO: { message: 'the state directory could not be read or written', exit: ExitCode.state },
   CK_AUDIT_CHAIN_BROKEN: { message: 'the audit chain does not verify', exit: ExitCode.state },
   CK_PAIRING_NOT_ACTIVE: { message: 'the car is not in pairing mode (press the pairing button or tap the keycard)', exit: ExitCode.denied },
+  CK_REMOTE_EXPIRED: { message: 'the remote command expired before the car received it', exit: ExitCode.timeout },
   CK_PAIRING_BUSY: { message: 'another phone is pairing with this car right now; wait for the pairing window to close and try again', exit: ExitCode.denied },
   CK_RATE_LIMITED: { message: 'too many requests; try again shortly', exit: ExitCode.denied },
 
@@ -135,6 +136,21 @@ export const Catalog = {
   CK_PHONE_COMMAND_FAILED: { message: 'the car accepted the command but could not carry it out', exit: ExitCode.unavailable },
   CK_PHONE_DELIVERY_FAILED: { message: 'the car did not take the queued key list; it stays queued', exit: ExitCode.denied },
   CK_PHONE_CLOUD_UNAVAILABLE: { message: 'not available yet: this comes with carkey-cloud; every other command works over Bluetooth without it', exit: ExitCode.badInput },
+
+  // --- cloud (carkey-cloud and its clients) -----------------------------------
+  CK_CLOUD_AUTH_MISSING: { message: 'the request carries no valid carkey signature headers', exit: ExitCode.denied },
+  CK_CLOUD_AUTH_STALE: { message: 'the request time is outside the replay window (check this clock)', exit: ExitCode.denied },
+  CK_CLOUD_AUTH_BAD_SIGNATURE: { message: 'the request signature does not verify', exit: ExitCode.denied },
+  CK_CLOUD_AUTH_REPLAY: { message: 'this request nonce was already used', exit: ExitCode.denied },
+  CK_CLOUD_FORBIDDEN: { message: 'this key may not do that (or the resource does not exist)', exit: ExitCode.denied },
+  CK_CLOUD_BAD_REQUEST: { message: 'the cloud refused a malformed request', exit: ExitCode.badInput },
+  CK_CLOUD_CONFLICT: { message: 'the document does not follow the one the cloud holds (older version, other epoch, or not signed by an owner)', exit: ExitCode.denied },
+  CK_CLOUD_RATE_LIMITED: { message: 'too many requests to the cloud; try again shortly', exit: ExitCode.unavailable },
+  CK_CLOUD_UNAVAILABLE: { message: 'the cloud could not be reached', exit: ExitCode.unavailable },
+  CK_CLOUD_SERVER_ERROR: { message: 'the cloud answered with a server error', exit: ExitCode.unavailable },
+  CK_CLOUD_TIMEOUT: { message: 'the cloud did not answer in time', exit: ExitCode.timeout },
+  CK_CLOUD_BAD_RESPONSE: { message: 'the cloud sent an answer that does not parse or verify', exit: ExitCode.unavailable },
+  CK_CLOUD_STORE: { message: 'the cloud database failed', exit: ExitCode.unavailable },
 
   // --- configuration ----------------------------------------------------------
   CK_CONFIG_INVALID: { message: 'invalid configuration', exit: ExitCode.badInput },

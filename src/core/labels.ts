@@ -40,6 +40,16 @@ const LABEL_TEXT = {
   auditEntry: 'carkey/v1/audit-entry',
   /** key id (short fingerprint of a public key) */
   keyId: 'carkey/v1/key-id',
+  /** a caller signs one HTTP request to carkey-cloud (not on the BLE wire) */
+  cloudRequest: 'carkey/v1/cloud-request',
+  /** car signs a statement of its identity and current key list (registration) */
+  vehicleStatement: 'carkey/v1/vehicle-statement',
+  /** key derivation of a sealed box to an Ed25519 identity */
+  sealedBox: 'carkey/v1/sealed-box',
+  /** phone signs a remote command relayed by the cloud */
+  remoteCommand: 'carkey/v1/remote-command',
+  /** car signs the result of a remote command */
+  remoteResult: 'carkey/v1/remote-result',
 } as const;
 
 export type LabelName = keyof typeof LABEL_TEXT;

@@ -51,6 +51,8 @@ export const Command = {
   keyListPush: 7,
   auditRead: 8,
   keyListGet: 9,
+  /** the car signs a fresh vehicle statement (cloud registration, forwarded by an owner) */
+  vehicleStatement: 10,
 } as const;
 export type CommandName = keyof typeof Command;
 
@@ -64,6 +66,7 @@ export const COMMAND_PERMISSION: Readonly<Record<CommandName, number>> = {
   keyListPush: Permission.keyManagement,
   auditRead: Permission.keyManagement,
   keyListGet: Permission.keyManagement,
+  vehicleStatement: Permission.keyManagement,
 };
 
 export function commandName(code: number): CommandName | undefined {

@@ -17,6 +17,7 @@ import { decodeAuditRead, encodeStatus, encodeVersion, type DoorName } from '../
 import type { CommandName } from '../core/roles.js';
 import { toHex } from '../core/bytes.js';
 import { encodeAuditPage } from '../core/audit-page.js';
+import { signVehicleStatement } from '../core/cloud-docs.js';
 import type { ActuatorPort } from './actuator.js';
 import type { CarTime } from './car-time.js';
 import type { AuditFields } from '../core/audit.js';
@@ -67,6 +68,8 @@ export async function executeCommand(context: CommandContext, command: CommandNa
         return pushKeyList(context, args);
       case 'auditRead':
         return readAudit(context, args);
+      case 'vehicleStatement':
+        return { status: 'ok', payload: signVehicleStatement(context.crypto, context.store.identity.exportSeed(), context.trustedNow(), context.currentKeyList()?.bytes ?? new Uint8Array(0)) };
     }
   } catch (error) {
     return { status: 'failed', error: toCarkeyError(error) };

@@ -223,6 +223,8 @@ export class FakeCar {
         };
       case 'keyListGet':
         return { status: 'ok', payload: this.keyList?.bytes ?? new Uint8Array(0) };
+      case 'vehicleStatement':
+        return { status: 'failed', payload: new TextEncoder().encode('CK_INTERNAL') };
       case 'keyListPush': {
         const decoded = decodeKeyList(args);
         const accepted = decoded.ok ? acceptKeyList(crypto, decoded.value, this.keyList, this.vehicleId) : decoded;
