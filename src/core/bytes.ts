@@ -47,3 +47,40 @@ export function isAllZero(bytes: Uint8Array): boolean {
   for (const byte of bytes) acc |= byte;
   return acc === 0;
 }
+
+const BASE64URL = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+/** base64url without padding (RFC 4648 §5), pure (no Buffer: also for the browser). */
+export function toBase64Url(bytes: Uint8Array): string {
+  let out = '';
+  for (let i = 0; i < bytes.length; i += 3) {
+    const a = bytes[i] ?? 0;
+    const b = bytes[i + 1] ?? 0;
+    const c = bytes[i + 2] ?? 0;
+    const triple = (a << 16) | (b << 8) | c;
+    out += BASE64URL[(triple >> 18) & 63] ?? '';
+    out += BASE64URL[(triple >> 12) & 63] ?? '';
+    if (i + 1 < bytes.length) out += BASE64URL[(triple >> 6) & 63] ?? '';
+    if (i + 2 < bytes.length) out += BASE64URL[triple & 63] ?? '';
+  }
+  return out;
+}
+
+/** Strict inverse of `toBase64Url`: undefined for any other text (padding, other alphabets, non-canonical tails). */
+export function fromBase64Url(text: string): Uint8Array | undefined {
+  if (!/^[A-Za-z0-9_-]*$/.test(text) || text.length % 4 === 1) return undefined;
+  const out = new Uint8Array(Math.floor((text.length * 3) / 4));
+  let bits = 0;
+  let value = 0;
+  let index = 0;
+  for (const char of text) {
+    value = (value << 6) | BASE64URL.indexOf(char);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out[index++] = (value >> bits) & 0xff;
+    }
+  }
+  if ((value & ((1 << bits) - 1)) !== 0) return undefined;
+  return out;
+}

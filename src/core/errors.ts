@@ -184,6 +184,11 @@ export class CarkeyError extends Error {
   }
 }
 
+/** Is `code` one of the catalog's codes (e.g. one a server sent)? */
+export function isErrorCode(code: string): code is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(Catalog, code);
+}
+
 export function isCarkeyError(value: unknown, code?: ErrorCode): value is CarkeyError {
   return value instanceof CarkeyError && (code === undefined || value.code === code);
 }
