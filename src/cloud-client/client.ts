@@ -116,13 +116,14 @@ function waitSeconds(wait: number | undefined): number | undefined {
 }
 
 async function readCapped(response: Response): Promise<Uint8Array> {
-  const reader = response.body?.getReader();
+  const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = response.body?.getReader();
   if (reader === undefined) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let total = 0;
   for (;;) {
-    const { done, value } = await reader.read();
-    if (done) break;
+    const chunk: ReadableStreamReadResult<Uint8Array> = await reader.read();
+    if (chunk.done) break;
+    const value = chunk.value;
     total += value.length;
     if (total > MAX_RESPONSE_BYTES) {
       await reader.cancel().catch(() => undefined);
