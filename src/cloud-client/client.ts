@@ -116,17 +116,14 @@ function waitSeconds(wait: number | undefined): number | undefined {
 }
 
 async function readCapped(response: Response): Promise<Uint8Array> {
-  const reader: ReadableStreamDefaultReader<Uint8Array> | undefined = response.body?.getReader();
-  if (reader === undefined) return new Uint8Array(0);
+  const stream = response.body;
+  if (stream === null) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for (;;) {
-    const chunk: ReadableStreamReadResult<Uint8Array> = await reader.read();
-    if (chunk.done) break;
-    const value = chunk.value;
+  for await (const value of stream as AsyncIterable<Uint8Array>) {
     total += value.length;
     if (total > MAX_RESPONSE_BYTES) {
-      await reader.cancel().catch(() => undefined);
+      await stream.cancel().catch(() => undefined);
       throw badResponse(`answer larger than ${MAX_RESPONSE_BYTES} bytes`);
     }
     chunks.push(value);
