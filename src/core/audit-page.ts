@@ -5,9 +5,13 @@
  * Page (UTF-8 JSON, see core/payloads.ts):
  *   { "entries":     [{ "seq", "time", "kind", "fields", "hash": 128 hex }],
  *     "checkpoints": [{ "seq", "hash": 128 hex, "signature": 128 hex }],
- *     "last": seq of the car's newest entry }
- * Entries are audit records as defined in src/core/audit.ts (the chain and
- * checkpoint rules live there; `verifyAudit` is reused as is).
+ *     "last": seq of the car's newest entry,
+ *     "anchor": { "seq", "hash", "signature" } (only on a page that starts
+ *               with the first retained entry of a pruned log) }
+ * Entries are audit records as defined in src/core/audit.ts (the chain,
+ * checkpoint and pruning rules live there; `verifyAudit` is reused as is).
+ * A pruned log's first page carries its anchor: the signed checkpoint its
+ * first retained entry follows; verification starts from it.
  *
  * Guarantees: `decodeAuditPage` never throws, bounds the page (entries,
  * checkpoints) and validates every record against the audit format before
@@ -26,6 +30,8 @@ export interface AuditPage {
   readonly entries: readonly AuditEntry[];
   readonly checkpoints: readonly AuditCheckpoint[];
   readonly last: number;
+  /** the signed checkpoint the first entry of this page follows, when the car pruned everything before it */
+  readonly anchor?: AuditCheckpoint | undefined;
 }
 
 function bad(detail: string): CarkeyError {
@@ -60,13 +66,18 @@ function parseEntry(value: unknown, index: number): AuditEntry {
   return { ...record, hash: hexOf(json.hash, AUDIT_HASH_LENGTH, `entries[${index}].hash`) };
 }
 
-function parseCheckpoint(value: unknown, index: number): AuditCheckpoint {
-  const json = objectOf(value, `checkpoints[${index}]`);
+function parseCheckpoint(value: unknown, index: number | 'anchor'): AuditCheckpoint {
+  const name = index === 'anchor' ? 'anchor' : `checkpoints[${index}]`;
+  const json = objectOf(value, name);
   return {
-    seq: seqOf(json.seq, `checkpoints[${index}].seq`, 1),
-    hash: hexOf(json.hash, AUDIT_HASH_LENGTH, `checkpoints[${index}].hash`),
-    signature: hexOf(json.signature, AUDIT_SIGNATURE_LENGTH, `checkpoints[${index}].signature`),
+    seq: seqOf(json.seq, `${name}.seq`, 1),
+    hash: hexOf(json.hash, AUDIT_HASH_LENGTH, `${name}.hash`),
+    signature: hexOf(json.signature, AUDIT_SIGNATURE_LENGTH, `${name}.signature`),
   };
+}
+
+function checkpointJson(checkpoint: AuditCheckpoint): { seq: number; hash: string; signature: string } {
+  return { seq: checkpoint.seq, hash: toHex(checkpoint.hash), signature: toHex(checkpoint.signature) };
 }
 
 export function decodeAuditPage(bytes: Uint8Array): Result<AuditPage> {
@@ -83,7 +94,10 @@ export function decodeAuditPage(bytes: Uint8Array): Result<AuditPage> {
     const entries = (json.entries as unknown[]).map(parseEntry);
     const checkpoints = (json.checkpoints as unknown[]).map(parseCheckpoint);
     const last = seqOf(json.last, 'last', 0);
-    return ok({ entries, checkpoints, last });
+    if (json.anchor === undefined) return ok({ entries, checkpoints, last });
+    const anchor = parseCheckpoint(json.anchor, 'anchor');
+    if (entries[0] !== undefined && entries[0].seq !== anchor.seq + 1) throw bad(`anchor seq ${anchor.seq} must be right before the first entry (seq ${entries[0].seq})`);
+    return ok({ entries, checkpoints, last, anchor });
   } catch (error) {
     if (error instanceof CarkeyError) return { ok: false, error };
     return fail('CK_CODEC_BAD_VALUE', `audit page: ${String(error)}`);
@@ -95,17 +109,24 @@ export function encodeAuditPage(page: AuditPage): Uint8Array {
   return new TextEncoder().encode(
     JSON.stringify({
       entries: page.entries.map((entry) => ({ seq: entry.seq, time: entry.time, kind: entry.kind, fields: entry.fields, hash: toHex(entry.hash) })),
-      checkpoints: page.checkpoints.map((checkpoint) => ({ seq: checkpoint.seq, hash: toHex(checkpoint.hash), signature: toHex(checkpoint.signature) })),
+      checkpoints: page.checkpoints.map(checkpointJson),
       last: page.last,
+      ...(page.anchor === undefined ? {} : { anchor: checkpointJson(page.anchor) }),
     }),
   );
 }
 
-/** Accumulates pages read from seq 1 and verifies the whole chain at the end. */
+/**
+ * Accumulates pages read from seq 1 and verifies the whole chain at the end.
+ * A pruned log starts at its anchor; if the car prunes past what was read
+ * while reading (a page jumps ahead, with a newer anchor), collection starts
+ * over from that anchor.
+ */
 export class AuditCollector {
-  private readonly entries: AuditEntry[] = [];
+  private entries: AuditEntry[] = [];
   private readonly checkpoints = new Map<number, AuditCheckpoint>();
   private carLast = 0;
+  private anchorValue: AuditCheckpoint | undefined;
 
   /** Seq to ask for next. */
   get nextSeq(): number {
@@ -116,6 +137,12 @@ export class AuditCollector {
 
   /** Add a page; returns true when more should be read. */
   add(page: AuditPage): boolean {
+    const first = page.entries[0];
+    if (page.anchor !== undefined && first !== undefined && first.seq > this.nextSeq && this.startSeq === 1) {
+      this.entries = [];
+      this.checkpoints.clear();
+      this.anchorValue = page.anchor;
+    }
     const before = this.entries.length;
     for (const entry of page.entries) if (entry.seq >= this.nextSeq) this.entries.push(entry);
     for (const checkpoint of page.checkpoints) this.checkpoints.set(checkpoint.seq, checkpoint);
@@ -134,9 +161,14 @@ export class AuditCollector {
     return this.carLast;
   }
 
+  /** The signed checkpoint a pruned log starts after (undefined: the log starts at seq 1). */
+  get anchor(): AuditCheckpoint | undefined {
+    return this.anchorValue;
+  }
+
   verify(crypto: Crypto, carIdentityKey: Uint8Array): Result<AuditVerification> {
     if (this.startSeq !== 1) return fail('CK_USAGE', 'verification reads the log from seq 1');
     const checkpoints = [...this.checkpoints.values()].sort((a, b) => a.seq - b.seq);
-    return verifyAudit(this.entries, checkpoints, carIdentityKey, crypto);
+    return verifyAudit(this.entries, checkpoints, carIdentityKey, crypto, { anchor: this.anchorValue });
   }
 }

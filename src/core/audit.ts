@@ -26,6 +26,15 @@
  *   seq. Entries after the last checkpoint are not signed: their deletion is
  *   undetectable from the log alone, so success reports how many are
  *   `uncovered` instead of hiding it.
+ * - Pruning: the car may delete its oldest entries up to a signed checkpoint
+ *   (the *anchor*) to bound the log's size. A pruned log is verified from the
+ *   anchor instead of genesis: the anchor's signature must verify, the first
+ *   retained entry must be anchor.seq + 1 and link to anchor.hash, and the
+ *   newest 'audit-pruned' entry in the log must record `throughSeq` =
+ *   anchor.seq (the car writes one with every pruning, after the entries it
+ *   deleted). So removing more than the car recorded, or keeping an anchor
+ *   without the record, breaks the chain; entries before the anchor are gone
+ *   and cannot be checked (success reports `firstSeq` and `anchorSeq`).
  */
 import { concatBytes, equalBytes, utf8 } from './bytes.js';
 import type { Crypto } from './crypto/index.js';
@@ -62,6 +71,10 @@ export const AUDIT_KINDS = [
   'sync',
   'config',
   'security',
+  /** counts of refusals to unrecognised peers over a period (one entry, not one per refusal) */
+  'refusal-summary',
+  /** the oldest entries up to a signed checkpoint were deleted (fields fromSeq, throughSeq, entries) */
+  'audit-pruned',
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 
@@ -91,16 +104,29 @@ export interface AuditCheckpoint {
 export interface AuditVerification {
   /** number of entries checked */
   readonly entries: number;
-  /** number of checkpoints checked */
+  /** number of checkpoints checked (not counting the anchor of a pruned log) */
   readonly checkpoints: number;
   /** seq of the last entry (0 for an empty log) */
   readonly lastSeq: number;
-  /** seq covered by the last checkpoint (0 when there is none) */
+  /** seq covered by the last checkpoint (the anchor's for a pruned log with none after it; 0 when there is none) */
   readonly lastCheckpointSeq: number;
   /** entries after the last checkpoint: not signed yet, so their truncation cannot be detected */
   readonly uncovered: number;
   /** link hash of the last entry (AUDIT_GENESIS_HASH for an empty log) */
   readonly headHash: Uint8Array;
+  /** seq of the first entry checked: 1, or anchorSeq + 1 for a pruned log */
+  readonly firstSeq: number;
+  /** seq of the signed checkpoint a pruned log starts after (0: not pruned, verified from genesis) */
+  readonly anchorSeq: number;
+}
+
+/** Kind of the entry the car writes when it prunes, and its field naming the anchor seq. */
+export const AUDIT_PRUNED_KIND = 'audit-pruned';
+export const AUDIT_PRUNED_THROUGH_FIELD = 'throughSeq';
+
+export interface AuditVerifyOptions {
+  /** The signed checkpoint a pruned log starts after; omit for a log that starts at seq 1. */
+  readonly anchor?: AuditCheckpoint | undefined;
 }
 
 function badRecord(detail: string): CarkeyError {
@@ -200,15 +226,34 @@ function broken(detail: string, details: Record<string, unknown>): CarkeyError {
 export class AuditChainVerifier {
   readonly #crypto: Crypto;
   readonly #checkpoints: readonly AuditCheckpoint[];
+  readonly #anchorSeq: number;
   #nextCheckpoint = 0;
   #expectedSeq = 1;
   #headHash: Uint8Array = AUDIT_GENESIS_HASH;
+  #prunedThrough = 0;
+  #prunedRecordSeq = 0;
   #failure: CarkeyError | undefined;
 
-  constructor(checkpoints: readonly AuditCheckpoint[], vehiclePublicKey: Uint8Array, crypto: Crypto) {
+  /**
+   * `checkpoints` in seq order; with `options.anchor`, the log is expected to
+   * start right after that signed checkpoint (checkpoints at or below it
+   * cover deleted entries and are ignored).
+   */
+  constructor(checkpoints: readonly AuditCheckpoint[], vehiclePublicKey: Uint8Array, crypto: Crypto, options: AuditVerifyOptions = {}) {
     this.#crypto = crypto;
-    this.#checkpoints = checkpoints;
-    this.#failure = AuditChainVerifier.#checkCheckpoints(checkpoints, vehiclePublicKey, crypto);
+    const anchor = options.anchor;
+    this.#anchorSeq = anchor?.seq ?? 0;
+    this.#checkpoints = anchor === undefined ? checkpoints : checkpoints.filter((c) => !(c.seq <= anchor.seq));
+    if (anchor !== undefined) {
+      this.#failure = AuditChainVerifier.#checkCheckpoints([anchor], vehiclePublicKey, crypto);
+      if (this.#failure !== undefined) {
+        this.#failure = broken(`the anchor the pruned log starts after (checkpoint seq ${String(anchor.seq)}) is not a valid signed checkpoint: ${this.#failure.message}`, { anchorSeq: anchor.seq });
+        return;
+      }
+      this.#expectedSeq = anchor.seq + 1;
+      this.#headHash = Uint8Array.from(anchor.hash);
+    }
+    this.#failure = AuditChainVerifier.#checkCheckpoints(this.#checkpoints, vehiclePublicKey, crypto);
   }
 
   static #checkCheckpoints(checkpoints: readonly AuditCheckpoint[], publicKey: Uint8Array, crypto: Crypto): CarkeyError | undefined {
@@ -266,6 +311,11 @@ export class AuditChainVerifier {
       }
       this.#nextCheckpoint++;
     }
+    if (entry.kind === AUDIT_PRUNED_KIND) {
+      const through = entry.fields[AUDIT_PRUNED_THROUGH_FIELD];
+      this.#prunedThrough = typeof through === 'number' ? through : -1;
+      this.#prunedRecordSeq = expected;
+    }
     this.#headHash = computed;
     this.#expectedSeq = expected + 1;
     return true;
@@ -283,29 +333,43 @@ export class AuditChainVerifier {
         { checkpointSeq: pending.seq, lastSeq },
       );
     }
-    const lastCheckpointSeq = this.#checkpoints[this.#checkpoints.length - 1]?.seq ?? 0;
+    const anchorSeq = this.#anchorSeq;
+    if (this.#prunedThrough !== anchorSeq) {
+      const detail =
+        this.#prunedRecordSeq === 0
+          ? `the log starts after signed checkpoint ${anchorSeq} but records no pruning: entries were removed`
+          : anchorSeq === 0
+            ? `entry seq ${this.#prunedRecordSeq} records pruning through seq ${String(this.#prunedThrough)}, but the log starts at seq 1: it is not the log the car pruned`
+            : `the log starts after signed checkpoint ${anchorSeq}, but its newest pruning record (entry seq ${this.#prunedRecordSeq}) says entries through seq ${String(this.#prunedThrough)} were pruned: entries were removed`;
+      return fail('CK_AUDIT_CHAIN_BROKEN', detail, { anchorSeq, prunedThrough: this.#prunedThrough });
+    }
+    const lastCheckpointSeq = this.#checkpoints[this.#checkpoints.length - 1]?.seq ?? anchorSeq;
     return ok({
-      entries: lastSeq,
+      entries: lastSeq - anchorSeq,
       checkpoints: this.#checkpoints.length,
       lastSeq,
       lastCheckpointSeq,
       uncovered: lastSeq - lastCheckpointSeq,
       headHash: this.#headHash,
+      firstSeq: anchorSeq + 1,
+      anchorSeq,
     });
   }
 }
 
 /**
- * Verify a whole log from seq 1: `entries` in log order, `checkpoints` in seq
- * order, against the vehicle's Ed25519 public key. Never throws.
+ * Verify a whole log from seq 1 (or, for a pruned log, from `options.anchor`):
+ * `entries` in log order, `checkpoints` in seq order, against the vehicle's
+ * Ed25519 public key. Never throws.
  */
 export function verifyAudit(
   entries: Iterable<AuditEntry>,
   checkpoints: readonly AuditCheckpoint[],
   vehiclePublicKey: Uint8Array,
   crypto: Crypto,
+  options: AuditVerifyOptions = {},
 ): Result<AuditVerification> {
-  const verifier = new AuditChainVerifier(checkpoints, vehiclePublicKey, crypto);
+  const verifier = new AuditChainVerifier(checkpoints, vehiclePublicKey, crypto, options);
   for (const entry of entries) if (!verifier.push(entry)) break;
   return verifier.finish();
 }

@@ -142,10 +142,13 @@ function readAudit(context: CommandContext, args: Uint8Array): CommandOutcome {
   const last = context.store.lastAuditSeq();
   const first = entries[0]?.seq ?? 0;
   const checkpoints = first === 0 ? [] : context.store.checkpoints({ fromSeq: first, limit: entries.length });
+  // A page that starts at the first retained entry of a pruned log carries the anchor it follows.
+  const storedAnchor = first === 0 ? undefined : context.store.auditAnchor();
+  const anchor = storedAnchor !== undefined && storedAnchor.seq + 1 === first ? storedAnchor : undefined;
   // Halve the page until it fits one message (an entry can be a few hundred bytes).
   for (let page = entries; ; page = page.slice(0, Math.ceil(page.length / 2))) {
     const lastInPage = page.at(-1)?.seq ?? 0;
-    const bytes = encodeAuditPage({ entries: page, checkpoints: checkpoints.filter((c) => c.seq <= lastInPage), last });
+    const bytes = encodeAuditPage({ entries: page, checkpoints: checkpoints.filter((c) => c.seq <= lastInPage), last, anchor });
     if (bytes.length <= MAX_AUDIT_PAGE_BYTES || page.length <= 1) return { status: 'ok', payload: bytes };
   }
 }

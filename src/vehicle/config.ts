@@ -56,6 +56,10 @@ export interface DaemonConfig {
   readonly statusPort: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly auditCheckpointEvery: number;
+  /** Keep at most about this many audit entries; the oldest, up to a signed checkpoint, are pruned (≥ 4 × auditCheckpointEvery). */
+  readonly auditMaxEntries: number;
+  /** How often refusals to unrecognised peers are written as one summary entry, and the log size is checked (ms). */
+  readonly auditSummaryEveryMs: number;
   readonly cryptoBackend: 'node' | 'tweetnacl';
 }
 
@@ -85,6 +89,8 @@ export const DEFAULTS: DaemonConfig = {
   statusPort: 7341,
   logLevel: 'info',
   auditCheckpointEvery: 64,
+  auditMaxEntries: 100_000,
+  auditSummaryEveryMs: 60_000,
   cryptoBackend: 'node',
 };
 
@@ -157,6 +163,8 @@ const CHECKS: Readonly<Record<Key, Check>> = {
   statusPort: int(-1, 65_535),
   logLevel: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
   auditCheckpointEvery: int(1, 100_000),
+  auditMaxEntries: int(100, 100_000_000),
+  auditSummaryEveryMs: int(1000, 3_600_000),
   cryptoBackend: oneOf('node', 'tweetnacl'),
 };
 
@@ -193,6 +201,9 @@ export function resolveConfig(file: Record<string, unknown>, flags: Partial<Reco
   }
   if (config.relayBoundMs > config.challengeTtlMs) {
     throw new CarkeyError('CK_CONFIG_INVALID', 'relayBoundMs must not exceed challengeTtlMs');
+  }
+  if (config.auditMaxEntries < 4 * config.auditCheckpointEvery) {
+    throw new CarkeyError('CK_CONFIG_INVALID', 'auditMaxEntries must be at least 4 × auditCheckpointEvery (pruning stops at a signed checkpoint)');
   }
   return Object.freeze(config);
 }

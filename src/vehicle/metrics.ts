@@ -3,7 +3,8 @@
  * daemons in one test process never share counters).
  *
  * Guarantees: label values come from closed sets (results, deny reasons,
- * commands), so an attacker cannot blow up cardinality.
+ * commands, error codes of the catalog, boundary names in the code), so an
+ * attacker cannot blow up cardinality.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -42,8 +43,30 @@ export class DaemonMetrics {
   });
   readonly connectionsTotal = new Counter({
     name: 'carkey_connections_total',
-    help: 'Links accepted, evicted, refused (slots full) or dropped (idle, rate)',
+    help: 'Links accepted, evicted, refused (slots full) or dropped (idle, rate, credential no longer valid, replaced by a newer link of the same key)',
     labelNames: ['event'] as const,
+    registers: [this.registry],
+  });
+  readonly auditFailures = new Counter({
+    name: 'carkey_audit_failures_total',
+    help: 'Audit appends that failed (disk full, read-only, I/O) by error code; the decision went ahead',
+    labelNames: ['code'] as const,
+    registers: [this.registry],
+  });
+  readonly auditDegraded = new Gauge({
+    name: 'carkey_audit_degraded',
+    help: '1 while the last audit append failed (until one succeeds), else 0',
+    registers: [this.registry],
+  });
+  readonly auditPruned = new Counter({
+    name: 'carkey_audit_pruned_entries_total',
+    help: 'Oldest audit entries deleted to keep the log within auditMaxEntries',
+    registers: [this.registry],
+  });
+  readonly callbackFailures = new Counter({
+    name: 'carkey_callback_failures_total',
+    help: 'Timer, event and callback bodies that threw and were contained, by boundary',
+    labelNames: ['where'] as const,
     registers: [this.registry],
   });
 

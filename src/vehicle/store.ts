@@ -25,6 +25,16 @@
  * - Audit entries get seq 1, 2, 3... with no gap; every `checkpointInterval`
  *   entries (default 64), and at `close()`, the chain head is signed by the
  *   vehicle key in the same transaction as the entry it covers.
+ * - Bounded audit log: `pruneAudit(max)` deletes the oldest entries up to a
+ *   signed checkpoint (the anchor, kept in meta `audit.anchor`) and records
+ *   it with an 'audit-pruned' entry, in one transaction; the retained log
+ *   verifies from the anchor (audit.ts). Meta keys under `audit.` are
+ *   reserved for this.
+ * - A full disk does not stop `open`: when SQLite cannot create the WAL's
+ *   shared-memory file, the database is opened in exclusive locking mode
+ *   (WAL index in heap memory; `sharedMemory` is false, and read-only
+ *   inspection by another process waits until carkeyd stops). Reads work;
+ *   writes fail with CK_STORE_IO (sqlite SQLITE_FULL) until space is freed.
  * - One process at a time: `open` holds the state-directory lock
  *   (state-dir.ts) until `close`; a second open gets CK_STORE_LOCKED.
  * - `open` runs `PRAGMA quick_check` (CK_STORE_CORRUPT on failure), applies
@@ -79,6 +89,11 @@ export const ADVERTISING_SECRET_LENGTH = 32;
 export const META_KEY_PATTERN = /^[a-z][a-z0-9._-]{0,63}$/;
 export const META_MAX_VALUE_LENGTH = 4096;
 export const AUDIT_READ_MAX_LIMIT = 10_000;
+/** Meta key of the signed checkpoint a pruned audit log starts after. */
+export const AUDIT_ANCHOR_META = 'audit.anchor';
+const RESERVED_META_PREFIX = 'audit.';
+/** Most entries one `pruneAudit` call deletes (bounds the time of one transaction). */
+export const AUDIT_PRUNE_MAX_BATCH = 50_000;
 
 export interface VehicleStoreOptions {
   readonly crypto: Crypto;
@@ -112,6 +127,17 @@ export interface ReadAuditOptions {
   readonly fromSeq?: number;
   /** most entries to return (default and maximum AUDIT_READ_MAX_LIMIT) */
   readonly limit?: number;
+}
+
+/** What one `pruneAudit` call did. */
+export interface AuditPruning {
+  /** first deleted seq */
+  readonly fromSeq: number;
+  /** last deleted seq: the new anchor */
+  readonly throughSeq: number;
+  readonly deleted: number;
+  /** the 'audit-pruned' entry recording it */
+  readonly auditEntry: AuditEntry;
 }
 
 export interface VerifyAuditDatabaseOptions {
@@ -232,6 +258,30 @@ function checkpointFromRow(row: Row): AuditCheckpoint {
   return { seq: intColumn(row, 'seq'), hash: blobColumn(row, 'hash'), signature: blobColumn(row, 'signature') };
 }
 
+/** Anchor as stored in meta: u64be seq ‖ hash (64) ‖ signature (64). */
+function encodeAnchor(checkpoint: AuditCheckpoint): Buffer {
+  const out = Buffer.alloc(8 + 64 + 64);
+  out.writeBigUInt64BE(BigInt(checkpoint.seq), 0);
+  out.set(checkpoint.hash, 8);
+  out.set(checkpoint.signature, 72);
+  return out;
+}
+
+function decodeAnchor(value: unknown): AuditCheckpoint {
+  if (!(value instanceof Uint8Array) || value.length !== 136) throw corrupt(`meta ${AUDIT_ANCHOR_META} is not a 136-byte checkpoint`);
+  const bytes = Uint8Array.from(value);
+  const seq = Number(new DataView(bytes.buffer).getBigUint64(0));
+  if (!Number.isSafeInteger(seq) || seq < 1) throw corrupt(`meta ${AUDIT_ANCHOR_META} has a bad seq`);
+  return { seq, hash: bytes.slice(8, 72), signature: bytes.slice(72, 136) };
+}
+
+function readAnchor(db: Database.Database): AuditCheckpoint | undefined {
+  const row = asRow(db.prepare('SELECT type, value FROM meta WHERE key = ?').get(AUDIT_ANCHOR_META));
+  if (row === undefined) return undefined;
+  if (textColumn(row, 'type') !== 'bytes') throw corrupt(`meta ${AUDIT_ANCHOR_META} is not bytes`);
+  return decodeAnchor(row['value']);
+}
+
 function sqliteCode(error: unknown): string | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string' && error.code.startsWith('SQLITE_')) return error.code;
   return undefined;
@@ -269,6 +319,10 @@ function checkSchemaSupported(version: number, path: string): void {
 }
 
 function migrate(db: Database.Database, path: string, now: number): void {
+  // Up to date: no write transaction at all (a full or read-only disk can still open).
+  const current = readSchemaVersion(db);
+  checkSchemaSupported(current, path);
+  if (current === MIGRATIONS[MIGRATIONS.length - 1]?.version) return;
   db.transaction(() => {
     let version = readSchemaVersion(db);
     checkSchemaSupported(version, path);
@@ -280,6 +334,40 @@ function migrate(db: Database.Database, path: string, now: number): void {
       version = migration.version;
     }
   }).immediate();
+}
+
+/** SQLite failures that mean "no room (or no write access) for the WAL's shared-memory file". */
+function isSharedMemoryFailure(error: unknown): boolean {
+  const code = sqliteCode(error);
+  return code !== undefined && (code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_CANTOPEN') || code.startsWith('SQLITE_READONLY'));
+}
+
+/**
+ * Open the database in WAL mode. If the shared-memory file cannot be made
+ * (disk full, read-only), fall back to exclusive locking, where SQLite keeps
+ * the WAL index in heap memory and needs no -shm file.
+ */
+function openWal(path: string): { db: Database.Database; sharedMemory: boolean } {
+  const attempt = (exclusive: boolean): Database.Database => {
+    const db = new Database(path, { fileMustExist: true });
+    try {
+      if (exclusive) db.pragma('locking_mode = EXCLUSIVE');
+      const journalMode: unknown = db.pragma('journal_mode = WAL', { simple: true });
+      if (journalMode !== 'wal') throw new CarkeyError('CK_STORE_IO', `${path}: cannot enable WAL (got ${String(journalMode)})`);
+      // Touch the WAL index now, so a missing -shm shows here rather than at the first query.
+      db.prepare('SELECT count(*) FROM sqlite_master').get();
+      return db;
+    } catch (error) {
+      db.close();
+      throw error;
+    }
+  };
+  try {
+    return { db: attempt(false), sharedMemory: true };
+  } catch (error) {
+    if (!isSharedMemoryFailure(error)) throw error;
+    return { db: attempt(true), sharedMemory: false };
+  }
 }
 
 function quickCheck(db: Database.Database, path: string): void {
@@ -297,7 +385,7 @@ function verifyRows(db: Database.Database, vehiclePublicKey: Uint8Array, crypto:
     .prepare('SELECT seq, hash, signature FROM audit_checkpoint ORDER BY seq')
     .all()
     .map((row) => checkpointFromRow(asRow(row) ?? {}));
-  const verifier = new AuditChainVerifier(checkpoints, vehiclePublicKey, crypto);
+  const verifier = new AuditChainVerifier(checkpoints, vehiclePublicKey, crypto, { anchor: readAnchor(db) });
   for (const row of db.prepare('SELECT seq, time, kind, fields, hash FROM audit_entry ORDER BY seq').iterate()) {
     if (!verifier.push(entryFromRow(asRow(row) ?? {}))) break;
   }
@@ -315,6 +403,8 @@ export class VehicleStore {
   readonly layout: StateDirLayout;
   readonly identity: VehicleIdentity;
   readonly checkpointInterval: number;
+  /** false when the disk had no room for the WAL's shared-memory file at open (exclusive locking; see the header) */
+  sharedMemory = true;
   readonly #db: Database.Database;
   readonly #lock: StateLock;
   readonly #crypto: Crypto;
@@ -354,9 +444,9 @@ export class VehicleStore {
     try {
       createPrivateFileIfMissing(layout.databasePath);
       assertPrivateMode(layout.databasePath, statSync(layout.databasePath), 'file');
-      db = new Database(layout.databasePath, { fileMustExist: true });
-      const journalMode: unknown = db.pragma('journal_mode = WAL', { simple: true });
-      if (journalMode !== 'wal') throw new CarkeyError('CK_STORE_IO', `${layout.databasePath}: cannot enable WAL (got ${String(journalMode)})`);
+      const opened = openWal(layout.databasePath);
+      db = opened.db;
+      const sharedMemory = opened.sharedMemory;
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       if (db.pragma('synchronous', { simple: true }) !== 2 || db.pragma('foreign_keys', { simple: true }) !== 1) {
@@ -382,7 +472,9 @@ export class VehicleStore {
       }
       // Make the names of state.db (and of a WAL a crashed run created) durable; one fsync per boot.
       fsyncDirectory(layout.dir);
-      return new VehicleStore(layout, identity, db, lock, options, interval);
+      const store = new VehicleStore(layout, identity, db, lock, options, interval);
+      store.sharedMemory = sharedMemory;
+      return store;
     } catch (error) {
       db?.close();
       lock.release();
@@ -573,6 +665,7 @@ export class VehicleStore {
 
   static #checkMetaKey(key: string): void {
     if (!META_KEY_PATTERN.test(key)) throw new CarkeyError('CK_CODEC_BAD_VALUE', `meta key ${JSON.stringify(key.slice(0, 70))} is not allowed`);
+    if (key.startsWith(RESERVED_META_PREFIX)) throw new CarkeyError('CK_CODEC_BAD_VALUE', `meta keys under ${RESERVED_META_PREFIX} are reserved for the audit log`);
   }
 
   // --- audit log ------------------------------------------------------------
@@ -603,6 +696,49 @@ export class VehicleStore {
   /** Seq of the last entry (0 when the log is empty). */
   lastAuditSeq(): number {
     return this.#run(() => this.#head().seq);
+  }
+
+  /** The signed checkpoint the retained log starts after, once it has been pruned. */
+  auditAnchor(): AuditCheckpoint | undefined {
+    return this.#run(() => readAnchor(this.#db));
+  }
+
+  /** Entries retained (seqs are contiguous from the anchor, so this is a subtraction). */
+  auditEntryCount(): number {
+    return this.#run(() => this.#head().seq - (readAnchor(this.#db)?.seq ?? 0));
+  }
+
+  /**
+   * Keep the log within `maxEntries`: when more are retained, delete the
+   * oldest ones up to the oldest signed checkpoint that leaves at most 90%
+   * of `maxEntries` (at most AUDIT_PRUNE_MAX_BATCH per call), make that
+   * checkpoint the anchor and append an 'audit-pruned' entry (fromSeq,
+   * throughSeq, entries), all in one transaction. Returns undefined when
+   * nothing needed (or could be) pruned: no checkpoint in range.
+   */
+  pruneAudit(maxEntries: number): AuditPruning | undefined {
+    checkInteger(maxEntries, 1, Number.MAX_SAFE_INTEGER, 'maxEntries');
+    return this.#transaction(() => {
+      const head = this.#head();
+      const anchorSeq = readAnchor(this.#db)?.seq ?? 0;
+      if (head.seq - anchorSeq <= maxEntries) return undefined;
+      const keep = Math.max(1, maxEntries - Math.max(1, Math.floor(maxEntries / 10)));
+      // Delete through at least `target` (then at most `keep` remain), but not far past the batch limit.
+      const target = head.seq - keep;
+      const limit = anchorSeq + AUDIT_PRUNE_MAX_BATCH;
+      const chosen = asRow(
+        target <= limit
+          ? this.#db.prepare('SELECT seq, hash, signature FROM audit_checkpoint WHERE seq > ? AND seq >= ? ORDER BY seq LIMIT 1').get(anchorSeq, target)
+          : this.#db.prepare('SELECT seq, hash, signature FROM audit_checkpoint WHERE seq > ? AND seq <= ? ORDER BY seq DESC LIMIT 1').get(anchorSeq, limit),
+      );
+      if (chosen === undefined) return undefined;
+      const anchor = checkpointFromRow(chosen);
+      this.#db.prepare('DELETE FROM audit_checkpoint WHERE seq <= ?').run(anchor.seq);
+      const deleted = this.#db.prepare('DELETE FROM audit_entry WHERE seq <= ?').run(anchor.seq).changes;
+      this.#db.prepare("INSERT OR REPLACE INTO meta (key, type, value) VALUES (?, 'bytes', ?)").run(AUDIT_ANCHOR_META, encodeAnchor(anchor));
+      const auditEntry = this.#append('audit-pruned', { fromSeq: anchorSeq + 1, throughSeq: anchor.seq, entries: deleted, maxEntries }, this.#time());
+      return { fromSeq: anchorSeq + 1, throughSeq: anchor.seq, deleted, auditEntry };
+    });
   }
 
   /** Signed checkpoints in seq order, optionally from `fromSeq`. */
