@@ -70,6 +70,7 @@ import { Command, Permission, Role, commandName, permissionNames } from '../src/
 import { DEFAULT_CHALLENGE_TTL_MS, VehicleSession, type Outcome, type VehicleContext, type VehicleEvent } from '../src/core/vehicle-session.js';
 import { GATT } from '../src/transport/types.js';
 import { RecordingRandom, SEED_DERIVATION, vectorSeed } from './vector-rng.js';
+import { auditSection, cloudSection } from './gen-vectors-docs.js';
 
 export type Json = string | number | boolean | null | Json[] | { [key: string]: Json };
 export type JsonObject = { [key: string]: Json };
@@ -1010,6 +1011,8 @@ export function generateVectors(crypto: Crypto = createCrypto('node')): JsonObje
     deniedResult: deniedSection,
     refuse: refuseSection,
     advertising: advertisingSection,
+    audit: auditSection(crypto, parties),
+    cloud: cloudSection(crypto, parties, installedV1),
     negative: negatives,
   };
 }
