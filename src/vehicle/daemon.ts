@@ -4,10 +4,26 @@
  * Guarantees:
  * - Entry decisions use only local state: the store (key list, time floor),
  *   the BLE exchange and the hardware. Nothing here imports cloud code.
- * - Connection slots: at most `slots` links; when full, the oldest link that
- *   has not authenticated is evicted to admit a new one, so attackers holding
- *   unauthenticated links cannot keep the owner out; if every slot is
- *   authenticated the newcomer is dropped.
+ * - Connection slots: at most `slots` links. Who a newcomer is is unknown at
+ *   connect time, so when every slot is taken the newcomer is admitted by
+ *   evicting the oldest link that is not an owner's, in this order: links
+ *   that have not authenticated, then authenticated non-owner links (grant
+ *   holders), then a pairing link. Owner links are never evicted, so an
+ *   owner is never refused while any slot is held by a non-owner; only when
+ *   every slot holds an owner is the newcomer dropped.
+ * - A link is authenticated only while its credential is valid now
+ *   (link-handler.ts); authenticated links are re-checked every second and
+ *   on every key-list change, and dropped when their grant has expired or
+ *   their key or grant was revoked. At most one link per key: a key that
+ *   authenticates on a new link drops its older one.
+ * - Disk: refusals to unrecognised peers are counted and written as one
+ *   'refusal-summary' entry every `auditSummaryEveryMs` (and at shutdown);
+ *   the audit log is pruned to `auditMaxEntries` at start and on the same
+ *   period. A failing audit append (full or read-only disk) never stops a
+ *   decision, a RESULT, startup or shutdown: it is counted and reported on
+ *   /state (`auditFailures`, `auditLastError`) and /metrics.
+ * - No timer, event handler or callback body throws past its boundary
+ *   (boundary.ts); a failure is logged (throttled) and counted.
  * - Advertising carries the rotating identifier (rotated every epoch and on
  *   pairing-mode changes) and the pairing flag.
  * - `stop()` drops links, stops advertising, closes the status server,
@@ -24,6 +40,8 @@ import { CarTime } from './car-time.js';
 import { toHex } from '../core/bytes.js';
 import type { PeripheralLink, PeripheralTransport } from '../transport/types.js';
 import type { ActuatorPort, HardwareEvent } from './actuator.js';
+import { AuditWriter } from './audit-writer.js';
+import { guarded } from './boundary.js';
 import type { DaemonConfig } from './config.js';
 import { openHardware } from './hw-driver.js';
 import { LinkHandler } from './link-handler.js';
@@ -31,6 +49,7 @@ import { DaemonMetrics } from './metrics.js';
 import { PairingController, type PairingAction } from './pairing-mode.js';
 import { PinGuard } from './pin-guard.js';
 import { TokenBucket } from './rate-limit.js';
+import { RefusalTally } from './refusal-tally.js';
 import { startStatusServer, type StatusServer } from './status-server.js';
 import { VehicleStore } from './store.js';
 import { openPeripheral } from './transports.js';
@@ -73,6 +92,10 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   try {
     const vehicleKey = store.identity.publicKey;
     const vehicleId = vehicleIdOf(crypto, vehicleKey);
+    const metrics = new DaemonMetrics();
+    const boundary = { onFailure: (where: string) => metrics.callbackFailures.inc({ where }) };
+    const audit = new AuditWriter({ store, logger: logger.child({ part: 'audit' }), metrics, now: wallClock });
+    if (!store.sharedMemory) logger.warn({ errorCode: 'CK_STORE_IO' }, 'no room for the database shared-memory file (disk full?); running with exclusive locking: `carkeyd audit verify` waits until carkeyd stops');
     let keyList: KeyList | undefined = loadKeyList(store, logger);
     const time = new CarTime({ store, wallClock, monotonic, logger: logger.child({ part: 'time' }) });
     if (keyList !== undefined) {
@@ -83,11 +106,20 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       }
     }
     const now = (): number => time.now();
-    store.appendAudit('boot', { vehicle: keyIdOf(crypto, vehicleKey), keyListVersion: keyList?.version ?? 0, transport: config.transport });
+    audit.append('boot', { vehicle: keyIdOf(crypto, vehicleKey), keyListVersion: keyList?.version ?? 0, transport: config.transport, ...(store.sharedMemory ? {} : { storeMode: 'exclusive' }) });
+    const refusals = new RefusalTally();
+    const housekeeping = (): void => {
+      refusals.flush((fields) => audit.append('refusal-summary', fields), wallClock());
+      const pruned = store.pruneAudit(config.auditMaxEntries);
+      if (pruned !== undefined) {
+        metrics.auditPruned.inc(pruned.deleted);
+        logger.info({ fromSeq: pruned.fromSeq, throughSeq: pruned.throughSeq, deleted: pruned.deleted }, 'audit log pruned to its size cap');
+      }
+    };
+    guarded(logger, 'audit housekeeping at boot', housekeeping, boundary)();
 
     const actuator = deps.actuator ?? (await openHardware(config.hardware, { logger: logger.child({ part: 'hardware' }) }));
     if (deps.actuator === undefined) cleanups.push(() => actuator.close());
-    const metrics = new DaemonMetrics();
     const pairing = new PairingController({ windowMs: config.pairingWindowMs, keycards: config.keycards, isPaired: () => keyList !== undefined });
     const globalLimiter = new TokenBucket(config.globalRate, config.globalBurst, monotonic());
     const links = new Set<LinkHandler>();
@@ -113,13 +145,15 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     const onKeyListChanged = (list: KeyList): void => {
       keyList = list;
       logger.info({ version: list.version, owners: list.owners.length }, 'key list updated');
+      // Revocations take effect on open sessions at once, not at their next command.
+      for (const link of links) guarded(logger, 'revalidate on key-list change', () => link.revalidate(), boundary)();
     };
 
     const applyPairing = (actions: PairingAction[]): void => {
       for (const action of actions) {
         switch (action.kind) {
           case 'opened':
-            store.appendAudit('pairing-mode', { opened: true, windowMs: config.pairingWindowMs });
+            audit.append('pairing-mode', { opened: true, windowMs: config.pairingWindowMs });
             show(['Pairing mode', 'Open carkey app']);
             refreshAdvertising();
             break;
@@ -144,10 +178,10 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
         }
       }
     };
-    const unsubscribeHardware = actuator.onEvent((event: HardwareEvent) => applyPairing(pairing.onHardwareEvent(event, monotonic())));
+    const unsubscribeHardware = actuator.onEvent(guarded(logger, 'hardware event', (event: HardwareEvent) => applyPairing(pairing.onHardwareEvent(event, monotonic())), boundary));
     cleanups.push(() => unsubscribeHardware());
 
-    const ticker = setInterval(() => {
+    const ticker = setInterval(guarded(logger, 'ticker', () => {
       const t = monotonic();
       pairing.tick(t);
       if (advertisedPairing !== pairing.isOpen(t)) refreshAdvertising();
@@ -156,12 +190,21 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       } catch (error) {
         logger.warn({ errorCode: toCarkeyError(error).code }, 'could not persist the time floor');
       }
-    }, 1000);
+    }, boundary), 1000);
     ticker.unref();
     cleanups.push(() => clearInterval(ticker));
-    const rotation = setInterval(refreshAdvertising, Math.min(ADV_EPOCH_MS, 60_000));
+    const rotation = setInterval(guarded(logger, 'advertising rotation', refreshAdvertising, boundary), Math.min(ADV_EPOCH_MS, 60_000));
     rotation.unref();
     cleanups.push(() => clearInterval(rotation));
+    const housekeepingTimer = setInterval(guarded(logger, 'audit housekeeping', housekeeping, boundary), config.auditSummaryEveryMs);
+    housekeepingTimer.unref();
+    cleanups.push(() => clearInterval(housekeepingTimer));
+    // Authenticated links must hold a credential valid now: grants expire while a session sits idle.
+    const sweep = setInterval(guarded(logger, 'link sweep', () => {
+      for (const link of links) link.revalidate();
+    }, boundary), 1000);
+    sweep.unref();
+    cleanups.push(() => clearInterval(sweep));
 
     const updateGauges = (): void => {
       const counts = { unauthenticated: 0, pairing: 0, authenticated: 0 };
@@ -169,16 +212,33 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       for (const [state, count] of Object.entries(counts)) metrics.connections.set({ state }, count);
     };
 
+    /** Eviction order when the slots are full (lower goes first); owner links are never evicted. */
+    const evictionRank = (l: LinkHandler): number | undefined => {
+      if (l.state === 'unauthenticated') return 0;
+      if (l.state === 'authenticated') return l.isOwnerNow() ? undefined : 1;
+      if (l.state === 'pairing') return 2;
+      return undefined;
+    };
     const admit = (link: PeripheralLink): void => {
       if (links.size >= config.slots) {
-        const victim = [...links].filter((l) => l.state === 'unauthenticated').sort((a, b) => a.openedAt - b.openedAt)[0];
+        let victim: LinkHandler | undefined;
+        let victimRank = Infinity;
+        for (const candidate of links) {
+          const rank = evictionRank(candidate);
+          if (rank === undefined) continue;
+          if (rank < victimRank || (rank === victimRank && victim !== undefined && candidate.openedAt < victim.openedAt)) {
+            victim = candidate;
+            victimRank = rank;
+          }
+        }
         if (victim === undefined) {
           metrics.connectionsTotal.inc({ event: 'refused-full' });
-          logger.warn('all connection slots hold authenticated sessions; refusing a new link');
-          void link.disconnect();
+          logger.warn('every connection slot holds an owner session; refusing a new link');
+          void link.disconnect().catch(() => undefined);
           return;
         }
         metrics.connectionsTotal.inc({ event: 'evicted' });
+        logger.debug({ victim: victim.link.id, state: victim.state }, 'slots full; evicting a non-owner link');
         void victim.drop('evicted for a new link');
         links.delete(victim);
       }
@@ -193,6 +253,18 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
         pairing,
         globalLimiter,
         pinGuard,
+        audit,
+        refusals,
+        onAuthenticated: (authenticated: LinkHandler) => {
+          // One link per key: the newer session replaces the older one.
+          const key = authenticated.peer?.keyHex;
+          for (const other of links) {
+            if (other === authenticated || key === undefined || other.peer?.keyHex !== key) continue;
+            metrics.connectionsTotal.inc({ event: 'replaced' });
+            void other.drop('replaced by a newer link of the same key');
+          }
+          updateGauges();
+        },
         vehicleId,
         monotonic,
         wallClock,
@@ -210,7 +282,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       });
       updateGauges();
     };
-    const unsubscribeLinks = peripheral.onLink(admit);
+    const unsubscribeLinks = peripheral.onLink(guarded(logger, 'new link', admit, boundary));
     cleanups.push(() => unsubscribeLinks());
     cleanups.push(async () => {
       await Promise.all([...links].map((link) => link.drop('shutdown')));
@@ -240,6 +312,13 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
           time: time.status(),
           keyListEpoch: store.keyListEpoch(),
           auditLastSeq: store.lastAuditSeq(),
+          auditEntries: store.auditEntryCount(),
+          auditMaxEntries: config.auditMaxEntries,
+          auditFailures: audit.failures,
+          auditDegraded: audit.degraded,
+          auditLastError: auditErrorView(audit),
+          refusalsPending: refusals.pending,
+          storeSharedMemory: store.sharedMemory,
         }),
       });
       const server = status;
@@ -249,7 +328,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       time.persist(true);
     });
     cleanups.push(() => {
-      store.appendAudit('shutdown', {});
+      refusals.flush((fields) => audit.append('refusal-summary', fields), wallClock());
+      audit.append('shutdown', audit.failures > 0 ? { auditFailures: audit.failures } : {});
     });
     logger.info({ vehicle: keyIdOf(crypto, vehicleKey), transport: config.transport, status: status?.url, paired: keyList !== undefined }, 'carkeyd running');
     let stopped = false;
@@ -267,6 +347,12 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     await cleanup();
     throw error;
   }
+}
+
+function auditErrorView(audit: AuditWriter): Record<string, string | null> | null {
+  const last = audit.lastError;
+  if (last === undefined) return null;
+  return { code: last.code, sqlite: last.sqlite ?? null, kind: last.kind, at: new Date(last.at).toISOString(), message: last.message };
 }
 
 function loadKeyList(store: VehicleStore, logger: Logger): KeyList | undefined {

@@ -5,19 +5,33 @@
  * Guarantees:
  * - Unauthenticated peers only ever see CHALLENGE / PAIR_* replies or the one
  *   generic REFUSE, after which the link is dropped; the specific reason goes
- *   to the audit log (for REQUEST-stage refusals) and to metrics/logs.
+ *   to metrics/logs and is counted in the refusal tally (one periodic
+ *   'refusal-summary' audit entry, never one row per refusal: keyless peers
+ *   cannot grow the disk).
+ * - A link is *authenticated* only while it holds a credential valid now: an
+ *   owner in the key list, or a recognised grant inside its validity window
+ *   at the car's trusted time, not revoked. A recognised peer whose grant is
+ *   expired or not yet valid gets its sealed RESULT (denied / expired) and
+ *   the link is dropped; so is a session whose credential expires or is
+ *   revoked later (at its next command, or by `revalidate`).
  * - A link that has not authenticated within `idleTimeoutMs` is dropped; an
- *   authenticated one after `sessionIdleMs` of silence; a link exceeding its
- *   rate limit or the global one is dropped.
- * - Every decision (allow or deny) is audited with reason, subject (key id or
- *   grant serial), command, RSSI and challenge→request time, before the
- *   RESULT is sent.
+ *   authenticated one after `sessionIdleMs` without an allowed command
+ *   (denied commands do not extend it); a link exceeding its rate limit or
+ *   the global one is dropped.
+ * - Every decision for a recognised peer (allow or deny) is audited with
+ *   reason, subject (key id or grant serial), command, RSSI and
+ *   challenge→request time, before the RESULT is sent. If the audit append
+ *   fails (disk full, read-only), the decision stands and the RESULT is
+ *   still sent; the failure is counted (AuditWriter).
+ * - The start-PIN lockout is per key (pin-guard.ts).
  * - Messages are processed one at a time per link, in order; no input makes
- *   this throw (errors end the session).
+ *   this throw (errors end the session); no callback or timer body throws
+ *   past its boundary.
  */
 import type { Logger } from 'pino';
-import { recognize, revealOf, type Decision, type Recognition } from '../core/authorize.js';
-import { acceptKeyList, containsKey, decodeKeyList, MAX_OWNERS, nextVersion, type KeyList } from '../core/credentials.js';
+import { recognize, revealOf, type Credential, type Decision, type DenyReason, type Recognition } from '../core/authorize.js';
+import { toHex } from '../core/bytes.js';
+import { acceptKeyList, containsKey, decodeKeyList, MAX_OWNERS, nextVersion, type Grant, type KeyList } from '../core/credentials.js';
 import type { RandomSource } from '../core/crypto/backend.js';
 import type { Crypto } from '../core/crypto/policy.js';
 import { CarkeyError, toCarkeyError } from '../core/errors.js';
@@ -28,7 +42,9 @@ import { VehicleSession, type VehicleEvent } from '../core/vehicle-session.js';
 import { MessageChannel, peripheralChunks } from '../transport/channel.js';
 import type { PeripheralLink } from '../transport/types.js';
 import type { ActuatorPort } from './actuator.js';
+import type { AuditWriter } from './audit-writer.js';
 import { authorize } from './authorizer.js';
+import { guarded } from './boundary.js';
 import { executeCommand, installKeyList, versionState } from './commands.js';
 import type { CarTime } from './car-time.js';
 import type { DaemonConfig } from './config.js';
@@ -37,6 +53,7 @@ import type { PairingController } from './pairing-mode.js';
 import type { PinGuard } from './pin-guard.js';
 import { ProximityTracker } from './proximity.js';
 import { TokenBucket } from './rate-limit.js';
+import type { RefusalTally } from './refusal-tally.js';
 import type { VehicleStore } from './store.js';
 
 export interface LinkDeps {
@@ -50,6 +67,12 @@ export interface LinkDeps {
   readonly pairing: PairingController;
   readonly globalLimiter: TokenBucket;
   readonly pinGuard: PinGuard;
+  /** Audit appends that never throw (decisions, pairing-mode events). */
+  readonly audit: AuditWriter;
+  /** Counts refusals to unrecognised peers (written as periodic summaries). */
+  readonly refusals: RefusalTally;
+  /** Called when this link becomes authenticated (the daemon drops older links of the same key). */
+  readonly onAuthenticated: (link: LinkHandler) => void;
   readonly vehicleId: Uint8Array;
   /** Monotonic ms (timeouts, response time). */
   readonly monotonic: () => number;
@@ -65,6 +88,26 @@ export interface LinkDeps {
 
 export type LinkState = 'unauthenticated' | 'pairing' | 'authenticated' | 'closed';
 
+/** The credential an authenticated link holds. */
+export interface LinkPeer {
+  readonly key: Uint8Array;
+  /** public key hex: the identity for "one link per key" and the PIN guard */
+  readonly keyHex: string;
+  readonly credential: Credential;
+  readonly grant: Grant | undefined;
+}
+
+/** Denials that mean the credential is not valid now: answer, then drop the link. */
+const NOT_VALID_NOW: ReadonlySet<DenyReason> = new Set<DenyReason>(['grant-expired', 'grant-not-yet-valid']);
+
+/** The grant's window at trusted time `now` (decide() applies the same rule). */
+function windowDenial(grant: Grant | undefined, now: number): DenyReason | undefined {
+  if (grant === undefined) return undefined;
+  if (now < grant.notBefore) return 'grant-not-yet-valid';
+  if (now >= grant.notAfter) return 'grant-expired';
+  return undefined;
+}
+
 export class LinkHandler {
   readonly openedAt: number;
   private readonly session: VehicleSession;
@@ -74,6 +117,9 @@ export class LinkHandler {
   private queue: Promise<void> = Promise.resolve();
   private idleTimer: NodeJS.Timeout | undefined;
   private stateValue: LinkState = 'unauthenticated';
+  private peerValue: LinkPeer | undefined;
+  /** key list the peer was last recognised against (revalidate re-runs recognize when it changes) */
+  private recognisedAgainst: KeyList | undefined;
   private readonly log: Logger;
   private readonly closeHandlers: (() => void)[] = [];
   private pairingCode: string | undefined;
@@ -88,17 +134,25 @@ export class LinkHandler {
     this.channel = new MessageChannel(peripheralChunks(link));
     this.limiter = new TokenBucket(deps.config.perLinkRate, deps.config.perLinkBurst, this.openedAt);
     this.proximity = new ProximityTracker({ enterRssi: deps.config.passiveEnterRssi, exitRssi: deps.config.passiveExitRssi });
-    this.channel.onMessage((message) => {
-      this.queue = this.queue.then(() => this.onMessage(message)).catch((error: unknown) => this.fatal(toCarkeyError(error)));
-    });
-    this.channel.onError((error) => {
-      this.log.debug({ errorCode: error.code }, 'framing error');
-      if (this.stateValue === 'unauthenticated') void this.drop('framing');
-    });
-    link.onClose((reason) => {
-      this.log.debug({ reason }, 'link closed');
-      this.finish();
-    });
+    const boundary = { onFailure: (where: string) => deps.metrics.callbackFailures.inc({ where }) };
+    this.channel.onMessage(
+      guarded(this.log, 'link message', (message: Uint8Array) => {
+        this.queue = this.queue.then(() => this.onMessage(message)).catch((error: unknown) => this.fatal(toCarkeyError(error)));
+      }, boundary),
+    );
+    this.channel.onError(
+      guarded(this.log, 'link framing error', (error: CarkeyError) => {
+        this.log.debug({ errorCode: error.code }, 'framing error');
+        if (this.stateValue === 'unauthenticated') return this.drop('framing');
+        return undefined;
+      }, boundary),
+    );
+    link.onClose(
+      guarded(this.log, 'link close', (reason: unknown) => {
+        this.log.debug({ reason }, 'link closed');
+        this.finish();
+      }, boundary),
+    );
     this.armIdle(deps.config.idleTimeoutMs);
   }
 
@@ -106,15 +160,61 @@ export class LinkHandler {
     return this.stateValue;
   }
 
+  /** The credential this link authenticated with (undefined unless authenticated). */
+  get peer(): LinkPeer | undefined {
+    return this.stateValue === 'authenticated' ? this.peerValue : undefined;
+  }
+
+  /** Authenticated as an owner of the current key list (owner links are never evicted). */
+  isOwnerNow(): boolean {
+    const peer = this.peer;
+    const list = this.deps.keyList();
+    return peer !== undefined && peer.credential.kind === 'owner' && list !== undefined && containsKey(list.owners, peer.key) && !containsKey(list.revokedKeys, peer.key);
+  }
+
+  /**
+   * Drop an authenticated link whose credential is no longer valid now
+   * (grant window passed, revoked, owner removed). Runs after the message
+   * being processed, if any (so a RESULT in flight is sent first).
+   * Re-verifies the recognition only when the key list changed since it was
+   * last checked; otherwise only the time window (no signature work).
+   */
+  revalidate(): void {
+    if (this.peer === undefined) return;
+    this.queue = this.queue.then(() => this.revalidateNow()).catch((error: unknown) => this.fatal(toCarkeyError(error)));
+  }
+
+  private async revalidateNow(): Promise<void> {
+    const peer = this.peer;
+    if (peer === undefined) return;
+    const list = this.deps.keyList();
+    let reason: DenyReason | undefined;
+    if (list !== this.recognisedAgainst) {
+      const who = recognize(this.deps.crypto, { vehicleId: this.deps.vehicleId, keyList: list, peerKey: peer.key, credential: peer.credential });
+      this.recognisedAgainst = list;
+      if (!who.recognized) reason = who.reason;
+    }
+    reason ??= windowDenial(peer.grant, this.deps.trustedNow());
+    if (reason === undefined) return;
+    this.deps.metrics.connectionsTotal.inc({ event: 'credential-dropped' });
+    this.log.info({ reason }, 'credential no longer valid; dropping the link');
+    await this.drop(`credential no longer valid (${reason})`);
+  }
+
   onClosed(handler: () => void): void {
     this.closeHandlers.push(handler);
   }
 
-  /** Drop the link (eviction, shutdown, idle). */
+  /** Drop the link (eviction, shutdown, idle). Never rejects. */
   async drop(why: string): Promise<void> {
     if (this.stateValue === 'closed') return;
-    this.log.debug({ why }, 'dropping link');
-    this.finish();
+    try {
+      this.log.debug({ why }, 'dropping link');
+      this.finish();
+    } catch (error) {
+      this.deps.metrics.callbackFailures.inc({ where: 'link drop' });
+      this.log.error({ errorCode: toCarkeyError(error).code, err: toCarkeyError(error).message }, 'closing the link failed');
+    }
     await this.link.disconnect().catch(() => undefined);
   }
 
@@ -124,16 +224,28 @@ export class LinkHandler {
     this.deps.pairing.release(this.link.id);
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
     this.channel.close();
-    for (const handler of this.closeHandlers.splice(0)) handler();
+    for (const handler of this.closeHandlers.splice(0)) guarded(this.log, 'link closed handler', handler)();
   }
 
   private armIdle(ms: number): void {
     if (this.idleTimer !== undefined) clearTimeout(this.idleTimer);
-    this.idleTimer = setTimeout(() => {
-      this.deps.metrics.connectionsTotal.inc({ event: 'idle-dropped' });
-      void this.drop(`idle (${this.stateValue})`);
-    }, ms);
+    this.idleTimer = setTimeout(
+      guarded(this.log, 'link idle timer', () => {
+        this.deps.metrics.connectionsTotal.inc({ event: 'idle-dropped' });
+        return this.drop(`idle (${this.stateValue})`);
+      }),
+      ms,
+    );
     this.idleTimer.unref();
+  }
+
+  /** The first REQUEST carried a credential valid now: the link holds a session. */
+  private authenticate(peerKey: Uint8Array, credential: Credential, recognition: Recognition & { recognized: true }): void {
+    this.stateValue = 'authenticated';
+    this.peerValue = { key: peerKey, keyHex: toHex(peerKey), credential, grant: recognition.grant };
+    this.recognisedAgainst = this.deps.keyList();
+    this.armIdle(this.deps.config.sessionIdleMs);
+    this.deps.onAuthenticated(this);
   }
 
   private async onMessage(message: Uint8Array): Promise<void> {
@@ -219,27 +331,40 @@ export class LinkHandler {
     let recognition: Recognition | undefined;
     if (event.first) {
       // A valid signature only proves a key; the link counts as authenticated
-      // (not evictable, longer idle time) once that key is one the car knows.
+      // (a session, longer idle time) once that key holds a credential valid now.
       const who = recognize(deps.crypto, { vehicleId: deps.vehicleId, keyList: deps.keyList(), peerKey: event.peerKey, credential: event.credential });
       if (!who.recognized) {
-        deps.store.appendAudit('decision', { result: 'deny', reason: who.reason, key: keyId, subject: who.subject, command: event.command ?? 'unknown', rssi: rssi ?? null, responseMs: Math.round(event.responseTimeMs) });
+        // Unrecognised: counted, not audited one by one (keyless peers must not grow the disk).
+        deps.refusals.record(who.reason, deps.wallClock());
         deps.metrics.decisions.inc({ result: 'deny', reason: who.reason, command: event.command ?? 'unknown' });
         await this.refuse(new CarkeyError('CK_DENIED', who.reason), false);
         return;
       }
       recognition = who;
-      this.stateValue = 'authenticated';
       deps.metrics.responseTime.observe(event.responseTimeMs / 1000);
+      const notValidNow = windowDenial(who.grant, deps.trustedNow());
+      if (notValidNow !== undefined) {
+        // Recognised but expired / not yet valid: tell the phone (sealed), then free the slot.
+        deps.audit.append('decision', { result: 'deny', reason: notValidNow, command: event.command ?? 'unknown', key: keyId, subject: who.subject, rssi: rssi ?? null, responseMs: Math.round(event.responseTimeMs * 10) / 10, firstInSession: true });
+        deps.metrics.decisions.inc({ result: 'deny', reason: notValidNow, command: event.command ?? 'unknown' });
+        this.log.info({ reason: notValidNow, subject: who.subject }, 'denied; credential not valid now, dropping the link');
+        await this.send(this.session.respond(event.seq, { status: 'denied', category: 'expired' }));
+        await this.drop('credential not valid now');
+        return;
+      }
+      this.authenticate(event.peerKey, event.credential, who);
     }
-    this.armIdle(deps.config.sessionIdleMs);
     const command = event.command;
     if (command === undefined) {
-      deps.store.appendAudit('decision', { result: 'deny', reason: 'unknown-command', key: keyId, rssi: rssi ?? null });
+      deps.audit.append('decision', { result: 'deny', reason: 'unknown-command', key: keyId, rssi: rssi ?? null });
       await this.send(this.session.respond(event.seq, { status: 'denied', category: 'not-permitted' }));
       return;
     }
     const pin = command === 'start' ? decodePin(event.args) : { ok: true as const, value: undefined };
-    const pinLocked = command === 'start' && deps.pinGuard.locked(started);
+    // Per key: another key's wrong PINs never lock this one out. Only owner credentials count as owners
+    // here; a claimed owner key that is not one is refused by the decision before the PIN matters.
+    const pinSubject = { key: toHex(event.peerKey), owner: event.credential.kind === 'owner' };
+    const pinLocked = command === 'start' && deps.pinGuard.locked(pinSubject, started);
     const decision: Decision = authorize(deps.crypto, { relayBoundMs: deps.config.relayBoundMs, startPin: deps.config.startPin }, {
       vehicleId: deps.vehicleId,
       keyList: deps.keyList(),
@@ -253,8 +378,8 @@ export class LinkHandler {
       pin: pinLocked ? '' : pin.ok ? pin.value : '',
     }, recognition);
     if (command === 'start' && deps.config.startPin !== undefined && !pinLocked) {
-      if (decision.allow) deps.pinGuard.record('ok', started);
-      else if (decision.reason === 'pin-wrong') deps.pinGuard.record('wrong', started);
+      if (decision.allow) deps.pinGuard.record(pinSubject, 'ok', started);
+      else if (decision.reason === 'pin-wrong') deps.pinGuard.record(pinSubject, 'wrong', started);
     }
     const audit = {
       ...(pinLocked ? { pinLocked: true } : {}),
@@ -266,7 +391,8 @@ export class LinkHandler {
       firstInSession: event.first,
     };
     if (!decision.allow) {
-      deps.store.appendAudit('decision', { ...audit, result: 'deny', reason: decision.reason });
+      // A denied command does not extend the session's idle time.
+      deps.audit.append('decision', { ...audit, result: 'deny', reason: decision.reason });
       deps.metrics.decisions.inc({ result: 'deny', reason: decision.reason, command });
       this.log.info({ command, reason: decision.reason, subject: decision.subject }, 'denied');
       const category = revealOf(decision.reason);
@@ -275,8 +401,13 @@ export class LinkHandler {
         return;
       }
       await this.send(this.session.respond(event.seq, { status: 'denied', category }));
+      if (NOT_VALID_NOW.has(decision.reason)) {
+        deps.metrics.connectionsTotal.inc({ event: 'credential-dropped' });
+        await this.drop('credential expired during the session');
+      }
       return;
     }
+    if (!event.first) this.armIdle(deps.config.sessionIdleMs);
     const outcome = await executeCommand(
       {
         crypto: deps.crypto,
@@ -292,13 +423,14 @@ export class LinkHandler {
       command,
       event.args,
     );
+    // The decision is made and carried out; a failing audit append (full disk) is counted, never blocks the RESULT.
     if (outcome.status === 'ok') {
-      deps.store.appendAudit('decision', { ...audit, result: 'allow', role: decision.role, ...(outcome.detail ?? {}) });
+      deps.audit.append('decision', { ...audit, result: 'allow', role: decision.role, ...(outcome.detail ?? {}) });
       deps.metrics.decisions.inc({ result: 'allow', reason: 'none', command });
       this.log.info({ command, subject: decision.subject, role: decision.role }, 'allowed');
       await this.send(this.session.respond(event.seq, { status: 'ok', payload: outcome.payload ?? new Uint8Array(0) }));
     } else {
-      deps.store.appendAudit('decision', { ...audit, result: 'allow', role: decision.role, failed: outcome.error.code });
+      deps.audit.append('decision', { ...audit, result: 'allow', role: decision.role, failed: outcome.error.code });
       deps.metrics.decisions.inc({ result: 'failed', reason: outcome.error.code, command });
       this.log.warn({ command, errorCode: outcome.error.code, err: outcome.error.message }, 'allowed but failed');
       await this.send(this.session.respond(event.seq, { status: 'failed', payload: new TextEncoder().encode(outcome.error.code) }));
@@ -340,12 +472,14 @@ export class LinkHandler {
    * The REFUSE reaches the phone: `send` resolves once its chunks were handed
    * to the link, and `PeripheralLink.disconnect` (via `drop`) flushes handed
    * notifications to the controller before the link goes (bounded, 500 ms).
+   * `tallied`: count it in the refusal summary (a REQUEST-stage refusal of a
+   * peer nobody recognised; no audit row of its own).
    */
-  private async refuse(error: CarkeyError, audited: boolean): Promise<void> {
+  private async refuse(error: CarkeyError, tallied: boolean): Promise<void> {
     this.session.refuse(error);
     this.deps.metrics.refusals.inc({ code: error.code });
     this.log.info({ errorCode: error.code }, 'refused');
-    if (audited) this.deps.store.appendAudit('decision', { result: 'deny', reason: error.code, stage: 'request' });
+    if (tallied) this.deps.refusals.record(error.code, this.deps.wallClock());
     await this.send(REFUSE_BYTES);
     await this.drop('refused');
   }
@@ -361,7 +495,9 @@ export class LinkHandler {
   }
 
   private fatal(error: CarkeyError): void {
-    this.log.error({ errorCode: error.code, err: error.message }, 'link handler error');
-    void this.drop('internal error');
+    guarded(this.log, 'link handler error', () => {
+      this.log.error({ errorCode: error.code, err: error.message }, 'link handler error');
+      return this.drop('internal error');
+    })();
   }
 }

@@ -150,27 +150,3 @@ describe('pairing mode (physical presence)', () => {
     expect(p.onHardwareEvent({ kind: 'keycard', cardId: 'card-1' }, 101_000).map((a) => a.kind)).toEqual(['factory-reset']);
   });
 });
-
-import { PinGuard } from '../../src/vehicle/pin-guard.js';
-
-describe('PIN guard', () => {
-  it('locks after 5 wrong PINs for 5 minutes, then unlocks', () => {
-    const g = new PinGuard();
-    for (let i = 0; i < 4; i++) g.record('wrong', i);
-    expect(g.locked(10)).toBe(false);
-    g.record('wrong', 10);
-    expect(g.locked(11)).toBe(true);
-    expect(g.locked(10 + 5 * 60_000)).toBe(false);
-  });
-  it('a right PIN resets the count; old failures fall out of the window', () => {
-    const g = new PinGuard();
-    for (let i = 0; i < 4; i++) g.record('wrong', i);
-    g.record('ok', 5);
-    g.record('wrong', 6);
-    expect(g.locked(7)).toBe(false);
-    const h = new PinGuard({ windowMs: 1000 });
-    for (let i = 0; i < 4; i++) h.record('wrong', i);
-    h.record('wrong', 5000);
-    expect(h.locked(5001)).toBe(false);
-  });
-});
