@@ -11,6 +11,13 @@
  * a message saying what to do next; `run` prints one JSON line
  * `{"ready":true,...}` on stdout when serving (logs go to stderr) and stops
  * cleanly on SIGTERM/SIGINT.
+ *
+ * Shutdown is bounded: the first SIGTERM/SIGINT starts a clean stop (exit 0);
+ * if it has not finished within SHUTDOWN_BOUND_MS (a step that hangs, e.g. a
+ * radio broker or controller that stopped answering), carkeyd logs that and
+ * exits with 1; a second SIGTERM/SIGINT while stopping exits at once with 1.
+ * Exiting early is safe: every state change is already committed (crash-safe
+ * store, docs/operations.md).
  */
 import { Command, Option } from 'commander';
 import { createLogger } from '../common/logger.js';
@@ -23,6 +30,9 @@ import { startDaemon } from '../vehicle/daemon.js';
 import { readIdentityFile } from '../vehicle/identity-file.js';
 import { stateDirLayout } from '../vehicle/state-dir.js';
 import { verifyAuditDatabase } from '../vehicle/store.js';
+
+/** Longest a clean stop may take before carkeyd exits anyway. */
+const SHUTDOWN_BOUND_MS = 5000;
 
 interface RunFlags {
   config?: string;
@@ -96,9 +106,16 @@ async function run(flags: RunFlags): Promise<void> {
   );
   let stopping = false;
   const stop = (signal: string): void => {
-    if (stopping) return;
+    if (stopping) {
+      logger.warn({ signal }, 'second signal while stopping: exiting now');
+      process.exit(ExitCode.internal);
+    }
     stopping = true;
-    logger.info({ signal }, 'stopping');
+    logger.info({ signal, boundMs: SHUTDOWN_BOUND_MS }, 'stopping');
+    setTimeout(() => {
+      logger.error({ boundMs: SHUTDOWN_BOUND_MS }, 'shutdown did not finish in time; exiting anyway (committed state is safe)');
+      process.exit(ExitCode.internal);
+    }, SHUTDOWN_BOUND_MS);
     daemon
       .stop()
       .then(() => process.exit(ExitCode.ok))

@@ -35,6 +35,10 @@
  * cannot connect until the first disconnects. Links are therefore sequential;
  * `onLink` fires for each in turn.
  *
+ * `stop()` finishes even when the adapter stops answering: stopping the
+ * advertising is waited for at most STOP_ADVERTISING_TIMEOUT_MS, dropping the
+ * link at most FLUSH_TIMEOUT_MS + DISCONNECT_TIMEOUT_MS.
+ *
  * bleno is a process-wide singleton: one peripheral per process at a time;
  * `stop()` is final. bleno keeps a 1 s adapter-poll timer alive forever, so a
  * process that used this transport must exit explicitly after `stop()`.
@@ -72,6 +76,7 @@ const DISCONNECT_TIMEOUT_MS = 2000;
 /** Longest wait for bleno's ACL backlog to drain before a car-side disconnect (see the header). */
 export const FLUSH_TIMEOUT_MS = 500;
 const FLUSH_POLL_MS = 2;
+const STOP_ADVERTISING_TIMEOUT_MS = 1000;
 const RSSI_NOT_AVAILABLE = 127;
 
 let linkCounter = 0;
@@ -310,7 +315,13 @@ class BlenoPeripheral implements PeripheralTransport {
     if (this.stopped) return;
     this.stopped = true;
     this.started = false;
-    await this.enqueue(() => this.stopAdvertising());
+    // bounded: a queued advertising command the adapter never answers must not hold up shutdown
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.enqueue(() => this.stopAdvertising()).catch(() => undefined),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, STOP_ADVERTISING_TIMEOUT_MS))),
+    ]);
+    clearTimeout(timer);
     const link = this.link;
     if (link !== undefined) {
       await link.disconnect();

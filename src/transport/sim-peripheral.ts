@@ -20,6 +20,10 @@
  *   the terminate PDU after them, in order.
  * - An unreachable broker fails `start` with CK_TRANSPORT_RADIO_UNAVAILABLE
  *   naming the socket path. No process-global state.
+ * - `stop()` and `disconnect()` finish even when the broker has stopped
+ *   answering (a wedged or stopped process): each request they make is
+ *   waited for at most STOP_REQUEST_TIMEOUT_MS, then the link or the broker
+ *   connection is closed locally anyway.
  */
 
 import { CarkeyError } from '../core/errors.js';
@@ -30,6 +34,17 @@ import type { Advertisement, CloseReason, PeripheralLink, PeripheralTransport, U
 
 /** Longest wait for in-flight notifications before a car-side disconnect. */
 export const FLUSH_TIMEOUT_MS = 500;
+/** Longest wait for the broker's answer to a disconnect or advertise-stop. */
+export const STOP_REQUEST_TIMEOUT_MS = 1000;
+
+/** Resolves when `promise` settles or after `ms`, whichever is first; never rejects. */
+function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const bound = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return Promise.race([promise.then(() => undefined, () => undefined), bound]).finally(() => clearTimeout(timer));
+}
 
 export interface SimPeripheralOptions {
   /** UNIX socket of the radio broker. */
@@ -129,19 +144,14 @@ export class SimPeripheralLink implements PeripheralLink {
     if (this.closed.happened) return Promise.resolve();
     this.disconnecting ??= this.flush().then(async () => {
       if (!this.close('local')) return;
-      await this.connection.request({ op: 'disconnect', linkId: this.id }).catch(() => undefined);
+      await settleWithin(this.connection.request({ op: 'disconnect', linkId: this.id }), STOP_REQUEST_TIMEOUT_MS);
     });
     return this.disconnecting;
   }
 
   private async flush(): Promise<void> {
     if (this.inFlight.size === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    const bound = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, FLUSH_TIMEOUT_MS);
-    });
-    await Promise.race([Promise.all([...this.inFlight]), bound]);
-    clearTimeout(timer);
+    await settleWithin(Promise.all([...this.inFlight]), FLUSH_TIMEOUT_MS);
   }
 
   /** @internal radio event for this link. */
@@ -234,7 +244,7 @@ export class SimPeripheralTransport implements PeripheralTransport {
     if (state.kind === 'started') connection = state.connection;
     else if (state.kind === 'opening') connection = await state.connection.catch(() => undefined);
     if (connection === undefined) return;
-    await connection.request({ op: 'advertise-stop' }).catch(() => undefined);
+    await settleWithin(connection.request({ op: 'advertise-stop' }), STOP_REQUEST_TIMEOUT_MS);
     await Promise.all([...this.links.values()].map((link) => link.disconnect()));
     this.links.clear();
     connection.close();

@@ -21,7 +21,12 @@
  *   A successful reconnect sends `{kind:'link',state:'up'}`. Handlers stay
  *   registered across reconnects.
  * - `close()` is idempotent, stops retries, rejects anything pending and
- *   releases the socket or tty.
+ *   releases the socket or tty. It also aborts a connection attempt in
+ *   flight (the background retry or a call's immediate attempt): a socket
+ *   being connected is destroyed and a PING being waited for fails at once,
+ *   so `close()` never waits for the reply timeout of a controller that
+ *   vanished or went silent; it waits at most CLOSE_WAIT_MS for an attempt
+ *   stuck in the OS (e.g. opening a wedged serial device), then returns.
  * - No native modules: a tty is opened with node:fs and driven through
  *   node:tty streams in raw mode (set the UART's baud rate with stty).
  */
@@ -58,6 +63,8 @@ export interface HardwareOptions {
 export const DEFAULT_HW_TIMEOUT_MS = 2000;
 const RETRY_MIN_MS = 100;
 const RETRY_MAX_MS = 5000;
+/** Longest `close()` waits for a connection attempt it aborted to unwind. */
+export const CLOSE_WAIT_MS = 500;
 
 const silentLogger: HwLogger = { debug: () => undefined, info: () => undefined, warn: () => undefined };
 
@@ -82,13 +89,27 @@ function unavailable(path: string, detail: string): CarkeyError {
   return new CarkeyError('CK_HW_UNAVAILABLE', `${path}: ${detail}`, { path });
 }
 
-function openSocketStream(path: string, sink: ByteSink): Promise<ByteStream> {
+function closedError(path: string): CarkeyError {
+  return unavailable(path, 'the hardware driver was closed');
+}
+
+function openSocketStream(path: string, sink: ByteSink, signal: AbortSignal): Promise<ByteStream> {
   return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(closedError(path));
+      return;
+    }
     const socket = net.createConnection({ path });
     let connected = false;
     let reason = 'the controller closed the link';
+    const onAbort = (): void => {
+      socket.destroy();
+      reject(closedError(path));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
     socket.once('connect', () => {
       connected = true;
+      signal.removeEventListener('abort', onAbort);
       resolve({ write: (text) => socket.write(text), destroy: () => socket.destroy() });
     });
     socket.on('error', (err) => {
@@ -102,12 +123,16 @@ function openSocketStream(path: string, sink: ByteSink): Promise<ByteStream> {
   });
 }
 
-async function openTtyStream(path: string, sink: ByteSink): Promise<ByteStream> {
+async function openTtyStream(path: string, sink: ByteSink, signal: AbortSignal): Promise<ByteStream> {
   const flags = fsConstants.O_RDWR | fsConstants.O_NOCTTY | fsConstants.O_NONBLOCK;
   const fd = await new Promise<number>((resolve, reject) => {
     openFd(path, flags, (err, opened) => (err === null ? resolve(opened) : reject(unavailable(path, `cannot open: ${err.message}`))));
   });
   const releaseFd = (): void => closeFd(fd, () => undefined);
+  if (signal.aborted) {
+    releaseFd();
+    throw closedError(path);
+  }
   if (!tty.isatty(fd)) {
     releaseFd();
     throw unavailable(path, 'is a character device but not a terminal (serial port or pty expected)');
@@ -146,7 +171,7 @@ async function openTtyStream(path: string, sink: ByteSink): Promise<ByteStream> 
 }
 
 /** Socket → UNIX socket connection; character device → tty. */
-async function openByteStream(path: string, sink: ByteSink): Promise<ByteStream> {
+async function openByteStream(path: string, sink: ByteSink, signal: AbortSignal): Promise<ByteStream> {
   let kind: 'socket' | 'tty';
   try {
     const st = await stat(path);
@@ -157,7 +182,8 @@ async function openByteStream(path: string, sink: ByteSink): Promise<ByteStream>
     if (err instanceof CarkeyError) throw err;
     throw unavailable(path, messageOf(err));
   }
-  return kind === 'socket' ? openSocketStream(path, sink) : openTtyStream(path, sink);
+  if (signal.aborted) throw closedError(path);
+  return kind === 'socket' ? openSocketStream(path, sink, signal) : openTtyStream(path, sink, signal);
 }
 
 // --- one connection to the controller --------------------------------------------------
@@ -369,6 +395,8 @@ class LineProtocolActuator implements ActuatorPort {
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelayMs = RETRY_MIN_MS;
   private closed = false;
+  /** Aborted by `close()`: ends any connection attempt in flight. */
+  private readonly closing = new AbortController();
   private readonly handlers = new Set<(event: HardwareEvent) => void>();
   private readonly timeoutMs: number;
   private readonly reconnect: boolean;
@@ -399,14 +427,19 @@ class LineProtocolActuator implements ActuatorPort {
       onEvent: (event) => this.dispatch(toHardwareEvent(event)),
       onDown: (lost, reason) => this.linkDown(lost, reason),
     });
-    link.attach(await openByteStream(this.path, link));
+    const signal = this.closing.signal;
+    link.attach(await openByteStream(this.path, link, signal));
+    const abort = (): void => link.close();
+    signal.addEventListener('abort', abort, { once: true });
     link.writeRaw('\n');
     let identity: ControllerIdentity;
     try {
       identity = parseIdentity(await link.request({ verb: 'PING' }));
     } catch (err) {
       link.close();
-      throw err;
+      throw signal.aborted ? closedError(this.path) : err;
+    } finally {
+      signal.removeEventListener('abort', abort);
     }
     if (this.closed) {
       link.close();
@@ -506,10 +539,17 @@ class LineProtocolActuator implements ActuatorPort {
     this.closed = true;
     if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    this.closing.abort();
     this.link?.close();
     this.link = undefined;
     const inflight = this.connecting;
-    if (inflight !== undefined) await inflight.then((link) => link.close(), () => undefined);
+    if (inflight !== undefined) {
+      // aborted above; it settles at once unless the OS holds it (then it is released when it returns)
+      const unwound = inflight.then((link) => link.close(), () => undefined);
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([unwound, new Promise<void>((resolve) => (timer = setTimeout(resolve, CLOSE_WAIT_MS)))]);
+      clearTimeout(timer);
+    }
     this.handlers.clear();
   }
 }

@@ -17,7 +17,8 @@ export interface StatusServer {
 }
 
 export function buildStatusApp(options: { metrics: DaemonMetrics; state: () => Record<string, unknown> }): FastifyInstance {
-  const app = Fastify({ logger: false });
+  // close() destroys open connections (also half-sent requests), so it never holds up carkeyd's shutdown
+  const app = Fastify({ logger: false, forceCloseConnections: true });
   app.get('/health', () => ({ ok: true }));
   app.get('/state', () => options.state());
   app.get('/metrics', async (_request, reply) => {

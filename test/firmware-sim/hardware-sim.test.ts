@@ -422,6 +422,7 @@ describe('driver error mapping', () => {
 describe('reconnecting after the controller goes away', () => {
   let dir: string;
   const sims: SimProcess[] = [];
+  const cleanupServers: net.Server[] = [];
   let hw: ActuatorPort | undefined;
 
   beforeAll(() => {
@@ -430,6 +431,7 @@ describe('reconnecting after the controller goes away', () => {
   });
   afterAll(async () => {
     await hw?.close();
+    await Promise.all(cleanupServers.map((s) => new Promise((r) => s.close(r))));
     await Promise.all(sims.map((s) => s.stop()));
     rmSync(dir, { recursive: true, force: true });
   });
@@ -453,6 +455,32 @@ describe('reconnecting after the controller goes away', () => {
     const from = recorder.events.length;
     expect((await runCtl(['--socket', path, 'press-button'])).code).toBe(0);
     await recorder.waitFor((e) => e.kind === 'button', from);
+  });
+
+  it('close() aborts a reconnect attempt to a controller that never answers (no wait for the reply timeout)', async () => {
+    const path = join(dir, 'wedged.sock');
+    const sim = await startSim(['--socket', path]);
+    sims.push(sim);
+    // a reply timeout far beyond this test's own timeout: close() must not wait for it
+    const port = await openHardware(path, { timeoutMs: 600_000 });
+    const recorder = new EventRecorder(port);
+    expect(await sim.stop()).toBe(0);
+    await recorder.waitFor((e) => e.kind === 'link' && e.state === 'down');
+    // the controller comes back wedged: it accepts the connection and never answers PING
+    let released = false;
+    const retried = new Promise<void>((resolve) => {
+      const server = net.createServer((socket) => {
+        socket.on('error', () => undefined);
+        socket.on('close', () => (released = true));
+        resolve();
+      });
+      server.listen(path);
+      cleanupServers.push(server);
+    });
+    await retried; // the background retry is now waiting for PING
+    await port.close();
+    await eventually(() => (released ? Promise.resolve(true) : Promise.reject(new Error('socket still open'))));
+    await expectCode(port.state(), 'CK_HW_UNAVAILABLE');
   });
 
   it('with reconnect off, stays down; close() is idempotent', async () => {
