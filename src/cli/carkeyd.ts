@@ -101,9 +101,6 @@ async function run(flags: RunFlags): Promise<void> {
     fail(carkeyError, false);
   }
   const crypto = createCrypto(config.cryptoBackend);
-  process.stdout.write(
-    `${JSON.stringify({ ready: true, pid: process.pid, vehicleKey: toHex(daemon.vehicleKey), vehicleKeyId: keyIdOf(crypto, daemon.vehicleKey), status: daemon.statusUrl ?? null, transport: config.transport })}\n`,
-  );
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
@@ -126,6 +123,10 @@ async function run(flags: RunFlags): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Only now: a supervisor that signals as soon as it reads this line must find the handlers installed.
+  process.stdout.write(
+    `${JSON.stringify({ ready: true, pid: process.pid, vehicleKey: toHex(daemon.vehicleKey), vehicleKeyId: keyIdOf(crypto, daemon.vehicleKey), status: daemon.statusUrl ?? null, transport: config.transport })}\n`,
+  );
 }
 
 const program = new Command('carkeyd')
