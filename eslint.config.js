@@ -3,6 +3,8 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+const NO_SIMULATOR = { regex: '(^|/)firmware-sim(/|$)', message: 'The product must not depend on the simulator: move what both need into src/ (docs/architecture.md).' };
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'bin/**', 'native/**', 'coverage/**', 'eslint.config.js'] },
   js.configs.recommended,
@@ -23,9 +25,18 @@ export default tseslint.config(
     },
   },
   {
+    // The product never depends on the simulator (firmware-sim imports from src, not the reverse).
+    // Repeated in the blocks below: a later block's no-restricted-imports replaces this one for its files.
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [NO_SIMULATOR] }],
+    },
+  },
+  {
     files: ['src/core/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
+        NO_SIMULATOR,
         { regex: '^(node:)?(fs|net|http|https|dgram|child_process|os|tls|dns|worker_threads)(/.*)?$', message: 'src/core is pure: no I/O.' },
         { regex: '^\\.\\./(vehicle|phone|cloud|cli|transport)', message: 'src/core depends on nothing outside it.' },
       ] }],
@@ -40,6 +51,7 @@ export default tseslint.config(
     files: ['src/vehicle/authorizer*.ts', 'src/vehicle/decision*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [
+        NO_SIMULATOR,
         { regex: '(cloud|sync|http|https|net|fetch|undici)', message: 'No network on the entry path (DESIGN invariant 1).' },
       ] }],
     },

@@ -24,7 +24,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { CarkeyError } from '../../src/core/errors.js';
-import { H4Splitter } from './h4-stream.js';
+import { H4Splitter } from '../../src/transport/h4-stream.js';
 
 export const BTVIRT_FAILURE_REASONS = ['binary-missing', 'shim-missing', 'spawn-failed', 'exited', 'socket-timeout', 'controller-reset', 'probe-timeout'] as const;
 export type BtvirtFailureReason = (typeof BTVIRT_FAILURE_REASONS)[number];

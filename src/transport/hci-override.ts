@@ -1,7 +1,7 @@
 /**
  * Swaps `@abandonware/bluetooth-hci-socket` (the kernel AF_BLUETOOTH socket
  * used by noble and bleno) for the H4-over-UNIX-socket stand-in in
- * `firmware-sim/btvirt/hci-socket.ts`, so unmodified noble/bleno drive a BlueZ
+ * `./h4-hci-socket.ts`, so unmodified noble/bleno drive a BlueZ
  * `btvirt` emulated controller.
  *
  * Guarantees:
@@ -15,7 +15,7 @@
  *   Installing again for the same path returns the same class.
  */
 import Module, { createRequire } from 'node:module';
-import { createH4HciSocketClass, type H4HciSocketClass } from '../../firmware-sim/btvirt/hci-socket.js';
+import { createH4HciSocketClass, type H4HciSocketClass } from './h4-hci-socket.js';
 import { CarkeyError } from '../core/errors.js';
 
 export const HCI_SOCKET_REQUEST = '@abandonware/bluetooth-hci-socket';

@@ -4,7 +4,7 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { H4_TYPE, H4Splitter, passesHciFilter } from '../../firmware-sim/btvirt/h4-stream.js';
+import { H4_TYPE, H4Splitter, passesHciFilter } from '../../src/transport/h4-stream.js';
 
 const hex = (text: string): Uint8Array => Uint8Array.from(Buffer.from(text.replace(/\s/g, ''), 'hex'));
 

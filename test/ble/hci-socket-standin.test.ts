@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createH4HciSocketClass, type HciSocketLike } from '../../firmware-sim/btvirt/hci-socket.js';
+import { createH4HciSocketClass, type HciSocketLike } from '../../src/transport/h4-hci-socket.js';
 import { HCI_SOCKET_REQUEST, installHciSocketOverride } from '../../src/transport/hci-override.js';
 
 let dir: string;

@@ -22,7 +22,7 @@
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
-import { CarkeyError } from '../../src/core/errors.js';
+import { CarkeyError } from '../core/errors.js';
 import { H4Splitter, passesHciFilter } from './h4-stream.js';
 
 /** Device description in the shape of the native module's getDeviceList(). */
