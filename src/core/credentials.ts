@@ -34,6 +34,7 @@ import { CarkeyError, fail, ok, type Result } from './errors.js';
 import { VEHICLE_ID_LENGTH } from './identity.js';
 import { LABELS } from './labels.js';
 import { ALL_PERMISSIONS, MAX_GRANT_WINDOW_MS, ROLE_MASK, Role, roleName, type RoleName } from './roles.js';
+import { checkedSign, type Signer } from './signer.js';
 
 export const CREDENTIAL_FORMAT = 0x01;
 export const SERIAL_LENGTH = 8;
@@ -100,6 +101,16 @@ export function signGrant(crypto: Crypto, issuerSeed: Uint8Array, body: Omit<Gra
   if (!shape.ok) throw shape.error;
   const encoded = writeGrantBody(full);
   const signature = crypto.sign(issuerSeed, new Writer().raw(LABELS.grant).raw(encoded).finish());
+  return { ...full, signature, bytes: new Writer().raw(encoded).raw(signature).finish() };
+}
+
+/** `signGrant` with a Signer (e.g. a non-extractable WebCrypto key); the signature is checked before use. */
+export async function signGrantWith(crypto: Crypto, issuer: Signer, body: Omit<GrantBody, 'issuer'>): Promise<Grant> {
+  const full = { ...body, epoch: body.epoch ?? 0, issuer: issuer.publicKey };
+  const shape = checkGrantShape(full);
+  if (!shape.ok) throw shape.error;
+  const encoded = writeGrantBody(full);
+  const signature = await checkedSign(crypto, issuer, new Writer().raw(LABELS.grant).raw(encoded).finish());
   return { ...full, signature, bytes: new Writer().raw(encoded).raw(signature).finish() };
 }
 
@@ -226,6 +237,13 @@ export function signKeyList(crypto: Crypto, signerSeed: Uint8Array, body: KeyLis
   const encoded = writeKeyListBody(body, signer);
   const signature = crypto.sign(signerSeed, new Writer().raw(LABELS.keyList).raw(encoded).finish());
   return { ...body, epoch: body.epoch ?? 0, signer, signature, bytes: new Writer().raw(encoded).raw(signature).finish() };
+}
+
+/** `signKeyList` with a Signer (e.g. a non-extractable WebCrypto key); the signature is checked before use. */
+export async function signKeyListWith(crypto: Crypto, signer: Signer, body: KeyListBody): Promise<KeyList> {
+  const encoded = writeKeyListBody(body, signer.publicKey);
+  const signature = await checkedSign(crypto, signer, new Writer().raw(LABELS.keyList).raw(encoded).finish());
+  return { ...body, epoch: body.epoch ?? 0, signer: signer.publicKey, signature, bytes: new Writer().raw(encoded).raw(signature).finish() };
 }
 
 /** Upper bound of an encoded key list, for frame caps. */

@@ -41,6 +41,7 @@ import {
 } from './messages.js';
 import { pairingCode, pairingCommitment } from './pairing-code.js';
 import { Command, type CommandName } from './roles.js';
+import { checkedSign, type Signer } from './signer.js';
 
 export type PhoneCredential = { readonly kind: 'owner' } | { readonly kind: 'grant'; readonly bytes: Uint8Array };
 
@@ -64,12 +65,27 @@ function categoryName(code: number): DenyCategoryName {
   return entry === undefined ? 'none' : entry[0];
 }
 
-export interface PhoneSessionDeps {
+/**
+ * How the phone signs: a seed in memory (`identitySeed`, for the sync
+ * `request`/`confirm`), or a `signer` (e.g. a non-extractable WebCrypto key)
+ * for `requestWith`/`confirmWith`. Give one of the two.
+ */
+export type PhoneIdentity = { readonly identitySeed: Uint8Array; readonly signer?: undefined } | { readonly signer: Signer; readonly identitySeed?: undefined };
+
+export type PhoneSessionDeps = {
   readonly crypto: Crypto;
   readonly random: RandomSource;
-  readonly identitySeed: Uint8Array;
   /** The car's identity key, pinned at pairing. */
   readonly carIdentityKey: Uint8Array;
+} & PhoneIdentity;
+
+function identityKeyOf(crypto: Crypto, identity: PhoneIdentity): Uint8Array {
+  return identity.signer !== undefined ? identity.signer.publicKey : crypto.publicKeyFromSeed(identity.identitySeed);
+}
+
+function seedOf(identity: PhoneIdentity): Uint8Array {
+  if (identity.identitySeed === undefined) throw new CarkeyError('CK_INTERNAL', 'this session signs with a signer: use the …With method');
+  return identity.identitySeed;
 }
 
 export class PhoneSession {
@@ -82,7 +98,7 @@ export class PhoneSession {
   private readonly identityKey: Uint8Array;
 
   constructor(private readonly deps: PhoneSessionDeps) {
-    this.identityKey = deps.crypto.publicKeyFromSeed(deps.identitySeed);
+    this.identityKey = identityKeyOf(deps.crypto, deps);
   }
 
   /** First message: HELLO with a fresh ephemeral key and nonce. */
@@ -118,6 +134,19 @@ export class PhoneSession {
 
   /** The signed REQUEST carrying identity, credential and the first command. */
   request(credential: PhoneCredential, command: CommandName, args: Uint8Array = new Uint8Array(0)): Uint8Array {
+    const { body, toSign } = this.requestBody(credential, command, args);
+    return this.sealRequest(body, this.deps.crypto.sign(seedOf(this.deps), toSign));
+  }
+
+  /** `request` signed by the session's `signer` (async, e.g. WebCrypto); the signature is checked before it is sent. */
+  async requestWith(credential: PhoneCredential, command: CommandName, args: Uint8Array = new Uint8Array(0)): Promise<Uint8Array> {
+    const signer = this.deps.signer;
+    if (signer === undefined) return this.request(credential, command, args);
+    const { body, toSign } = this.requestBody(credential, command, args);
+    return this.sealRequest(body, await checkedSign(this.deps.crypto, signer, toSign));
+  }
+
+  private requestBody(credential: PhoneCredential, command: CommandName, args: Uint8Array): { body: Uint8Array; toSign: Uint8Array } {
     const { th, channel } = this;
     if (th === undefined || channel === undefined || this.lastSentSeq !== -1) throw new CarkeyError('CK_PROTO_UNEXPECTED_MESSAGE', 'REQUEST needs a verified CHALLENGE and is sent once');
     const body = encodeRequestBody({
@@ -127,7 +156,12 @@ export class PhoneSession {
       command: Command[command],
       args,
     });
-    const signature = this.deps.crypto.sign(this.deps.identitySeed, concatBytes(LABELS.request, th, body));
+    return { body, toSign: concatBytes(LABELS.request, th, body) };
+  }
+
+  private sealRequest(body: Uint8Array, signature: Uint8Array): Uint8Array {
+    const channel = this.channel;
+    if (channel === undefined || this.lastSentSeq !== -1) throw new CarkeyError('CK_PROTO_UNEXPECTED_MESSAGE', 'REQUEST needs a verified CHALLENGE and is sent once');
     this.lastSentSeq = 0;
     this.awaiting = true;
     return channel.seal(MessageType.request, concatBytes(body, signature));
@@ -208,8 +242,8 @@ export class PhonePairing {
   private channel: SealedChannel | undefined;
   private readonly identityKey: Uint8Array;
 
-  constructor(private readonly deps: { readonly crypto: Crypto; readonly random: RandomSource; readonly identitySeed: Uint8Array }) {
-    this.identityKey = deps.crypto.publicKeyFromSeed(deps.identitySeed);
+  constructor(private readonly deps: { readonly crypto: Crypto; readonly random: RandomSource } & PhoneIdentity) {
+    this.identityKey = identityKeyOf(deps.crypto, deps);
   }
 
   /** PAIR_HELLO: ephemeral key and a commitment to a nonce revealed later. */
@@ -285,11 +319,23 @@ export class PhonePairing {
 
   /** PAIR_CONFIRM, sent only after the person confirmed the codes match. */
   confirm(keyList: Uint8Array, name: string): Uint8Array {
+    const { body, toSign, channel } = this.confirmBody(keyList, name);
+    return channel.seal(MessageType.pairConfirm, concatBytes(body, this.deps.crypto.sign(seedOf(this.deps), toSign)));
+  }
+
+  /** `confirm` signed by the pairing's `signer` (async, e.g. WebCrypto); the signature is checked before it is sent. */
+  async confirmWith(keyList: Uint8Array, name: string): Promise<Uint8Array> {
+    const signer = this.deps.signer;
+    if (signer === undefined) return this.confirm(keyList, name);
+    const { body, toSign, channel } = this.confirmBody(keyList, name);
+    return channel.seal(MessageType.pairConfirm, concatBytes(body, await checkedSign(this.deps.crypto, signer, toSign)));
+  }
+
+  private confirmBody(keyList: Uint8Array, name: string): { body: Uint8Array; toSign: Uint8Array; channel: SealedChannel } {
     const { th, channel } = this;
     if (th === undefined || channel === undefined) throw new CarkeyError('CK_PROTO_UNEXPECTED_MESSAGE', 'confirm follows reveal');
     const body = encodePairConfirmBody({ identity: this.identityKey, name, keyList });
-    const signature = this.deps.crypto.sign(this.deps.identitySeed, concatBytes(LABELS.pairConfirm, th, body));
-    return channel.seal(MessageType.pairConfirm, concatBytes(body, signature));
+    return { body, toSign: concatBytes(LABELS.pairConfirm, th, body), channel };
   }
 
   /** PAIR_RESULT: pairing accepted; returns what the phone stores. */

@@ -18,7 +18,7 @@
  * sets bounded, version arithmetic total: CK_KEYLIST_VERSION_EXHAUSTED rather
  * than a u32 overflow) or the call throws a CarkeyError explaining why.
  */
-import { equalBytes, toHex } from '../core/bytes.js';
+import { equalBytes, fromHex, toHex } from '../core/bytes.js';
 import {
   acceptKeyList,
   checkVersionStep,
@@ -69,12 +69,16 @@ function without(keys: readonly Uint8Array[], key: Uint8Array): Uint8Array[] {
 
 /** The list a pairing phone signs and sends in PAIR_CONFIRM. */
 export function buildPairingKeyList(crypto: Crypto, seed: Uint8Array, input: PairingListInput): KeyList {
-  const self = crypto.publicKeyFromSeed(seed);
+  return signKeyList(crypto, seed, pairingKeyListBody(crypto.publicKeyFromSeed(seed), input));
+}
+
+/** The unsigned body of `buildPairingKeyList` for the phone key `self` (sign it with signKeyList or signKeyListWith). */
+export function pairingKeyListBody(self: Uint8Array, input: PairingListInput): KeyListBody {
   const { current } = input;
   const check = checkPairingRequirement(current, input.epoch, input.requiredVersion);
   if (!check.ok) throw check.error;
   if (current === undefined) {
-    return signKeyList(crypto, seed, {
+    return {
       vehicleId: input.vehicleId,
       epoch: input.epoch,
       version: input.requiredVersion,
@@ -82,13 +86,13 @@ export function buildPairingKeyList(crypto: Crypto, seed: Uint8Array, input: Pai
       owners: [self],
       revokedSerials: [],
       revokedKeys: [],
-    });
+    };
   }
   const owners = containsKey(current.owners, self) ? [...current.owners] : [...current.owners, self];
   if (owners.length > MAX_OWNERS) {
     throw new CarkeyError('CK_KEYLIST_TOO_LARGE', `the car already has ${MAX_OWNERS} owners; revoke one first (carkey revoke KEY from an owner phone)`);
   }
-  return signKeyList(crypto, seed, {
+  return {
     vehicleId: input.vehicleId,
     epoch: input.epoch,
     version: input.requiredVersion,
@@ -96,7 +100,7 @@ export function buildPairingKeyList(crypto: Crypto, seed: Uint8Array, input: Pai
     owners,
     revokedSerials: [...current.revokedSerials],
     revokedKeys: without(current.revokedKeys, self),
-  });
+  };
 }
 
 /**
@@ -118,8 +122,9 @@ export type RevocationTarget = { readonly kind: 'serial'; readonly serial: Uint8
 /** Parse `revoke SERIAL|PUBKEY`: 16 hex digits is a grant serial, 64 a public key. */
 export function parseRevocationTarget(text: string): Result<RevocationTarget> {
   const clean = text.trim().toLowerCase();
-  if (/^[0-9a-f]{16}$/.test(clean)) return ok({ kind: 'serial', serial: Uint8Array.from(Buffer.from(clean, 'hex')) });
-  if (/^[0-9a-f]{64}$/.test(clean)) return ok({ kind: 'key', key: Uint8Array.from(Buffer.from(clean, 'hex')) });
+  const bytes = /^[0-9a-f]{16}$/.test(clean) || /^[0-9a-f]{64}$/.test(clean) ? fromHex(clean) : undefined;
+  if (bytes?.length === SERIAL_LENGTH) return ok({ kind: 'serial', serial: bytes });
+  if (bytes?.length === 32) return ok({ kind: 'key', key: bytes });
   return fail('CK_USAGE', `"${text}" is neither a grant serial (${SERIAL_LENGTH * 2} hex digits) nor a public key (64 hex digits)`);
 }
 
@@ -144,18 +149,22 @@ function body(list: KeyList): KeyListBody {
 
 /** A new list revoking `target`, built on `base`. Throws when it changes nothing or locks everyone out. */
 export function buildRevocation(crypto: Crypto, seed: Uint8Array, base: KeyList, target: RevocationTarget, issuedAt: number): KeyList {
-  const self = crypto.publicKeyFromSeed(seed);
+  return signKeyList(crypto, seed, revocationBody(crypto, crypto.publicKeyFromSeed(seed), base, target, issuedAt));
+}
+
+/** The unsigned body of `buildRevocation` for the phone key `self`; same checks. */
+export function revocationBody(crypto: Crypto, self: Uint8Array, base: KeyList, target: RevocationTarget, issuedAt: number): KeyListBody {
   const following = { ...body(base), version: next(base.version), issuedAt };
   if (target.kind === 'serial') {
     if (containsKey(base.revokedSerials, target.serial)) throw new CarkeyError('CK_USAGE', `grant ${toHex(target.serial)} is already revoked (key list version ${base.version})`);
-    return signKeyList(crypto, seed, { ...following, revokedSerials: [...base.revokedSerials, target.serial] });
+    return { ...following, revokedSerials: [...base.revokedSerials, target.serial] };
   }
   if (!crypto.checkPublicKey(target.key).ok) throw new CarkeyError('CK_USAGE', 'that is not a valid public key');
   if (equalBytes(target.key, self)) {
     throw new CarkeyError('CK_USAGE', "this phone cannot revoke its own key; revoke it from another owner's phone");
   }
   if (containsKey(base.revokedKeys, target.key)) throw new CarkeyError('CK_USAGE', `that key is already revoked (key list version ${base.version})`);
-  return signKeyList(crypto, seed, { ...following, owners: without(base.owners, target.key), revokedKeys: [...base.revokedKeys, target.key] });
+  return { ...following, owners: without(base.owners, target.key), revokedKeys: [...base.revokedKeys, target.key] };
 }
 
 /**
@@ -164,6 +173,12 @@ export function buildRevocation(crypto: Crypto, seed: Uint8Array, base: KeyList,
  * when the car's list already contains them all.
  */
 export function rebaseRevocations(crypto: Crypto, seed: Uint8Array, carList: KeyList, ours: readonly KeyList[], issuedAt: number): KeyList | undefined {
+  const rebased = rebaseBody(carList, ours, issuedAt);
+  return rebased === undefined ? undefined : signKeyList(crypto, seed, rebased);
+}
+
+/** The unsigned body of `rebaseRevocations` (undefined when nothing is missing). */
+export function rebaseBody(carList: KeyList, ours: readonly KeyList[], issuedAt: number): KeyListBody | undefined {
   const missingSerials: Uint8Array[] = [];
   const missingKeys: Uint8Array[] = [];
   for (const list of ours) {
@@ -173,14 +188,14 @@ export function rebaseRevocations(crypto: Crypto, seed: Uint8Array, carList: Key
   if (missingSerials.length === 0 && missingKeys.length === 0) return undefined;
   const owners = carList.owners.filter((owner) => !containsKey(missingKeys, owner));
   if (owners.length === 0) throw new CarkeyError('CK_KEYLIST_EMPTY_OWNERS', 'the queued revocations would remove every owner');
-  return signKeyList(crypto, seed, {
+  return {
     ...body(carList),
     version: next(carList.version),
     issuedAt,
     owners,
     revokedSerials: [...carList.revokedSerials, ...missingSerials],
     revokedKeys: [...carList.revokedKeys, ...missingKeys],
-  });
+  };
 }
 
 /** True when every revocation in `list` is also in `confirmed`. */

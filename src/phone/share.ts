@@ -14,6 +14,7 @@
  * advertising secret, which lets its holder recognise the car's broadcasts,
  * so it should be sent privately.
  */
+import { fromBase64Url, toBase64Url } from '../core/bytes.js';
 import { Writer, decodeWith } from '../core/codec.js';
 import { decodeGrant, GRANT_LENGTH, verifyGrant, type Grant } from '../core/credentials.js';
 import type { Crypto } from '../core/crypto/index.js';
@@ -44,7 +45,7 @@ export function encodeShareBytes(bundle: ShareBundle): Uint8Array {
 }
 
 export function encodeShare(bundle: ShareBundle): string {
-  return SHARE_PREFIX + Buffer.from(encodeShareBytes(bundle)).toString('base64url');
+  return SHARE_PREFIX + toBase64Url(encodeShareBytes(bundle));
 }
 
 function decodeShareBytes(crypto: Crypto, bytes: Uint8Array): Result<ShareBundle> {
@@ -82,7 +83,7 @@ export function decodeShare(crypto: Crypto, text: string): Result<ShareBundle> {
   if (!trimmed.startsWith(SHARE_PREFIX)) return fail('CK_PHONE_BAD_SHARE', `it does not start with ${SHARE_PREFIX}`);
   const payload = trimmed.slice(SHARE_PREFIX.length);
   if (!/^[A-Za-z0-9_-]+$/.test(payload)) return fail('CK_PHONE_BAD_SHARE', 'not base64url');
-  const bytes = new Uint8Array(Buffer.from(payload, 'base64url'));
-  if (Buffer.from(bytes).toString('base64url') !== payload) return fail('CK_PHONE_BAD_SHARE', 'not canonical base64url (truncated or altered?)');
+  const bytes = fromBase64Url(payload);
+  if (bytes === undefined) return fail('CK_PHONE_BAD_SHARE', 'not canonical base64url (truncated or altered?)');
   return decodeShareBytes(crypto, bytes);
 }

@@ -36,7 +36,10 @@ export interface ChannelOptions {
 
 const MAX_QUEUED_MESSAGES = 16;
 
-type Waiter = { resolve: (message: Uint8Array) => void; reject: (error: CarkeyError) => void; timer: NodeJS.Timeout };
+/** A timer handle on Node and in the browser (the web app reuses this channel). */
+type Timer = ReturnType<typeof setTimeout>;
+
+type Waiter = { resolve: (message: Uint8Array) => void; reject: (error: CarkeyError) => void; timer: Timer };
 
 export class MessageChannel {
   private readonly reassembler: Reassembler;
@@ -48,7 +51,7 @@ export class MessageChannel {
   private readonly queue: Uint8Array[] = [];
   private readonly waiters: Waiter[] = [];
   private sending: Promise<void> = Promise.resolve();
-  private expiryTimer: NodeJS.Timeout | undefined;
+  private expiryTimer: Timer | undefined;
   private readonly unsubscribe: Unsubscribe;
   private closedWith: CarkeyError | undefined;
 
@@ -128,7 +131,9 @@ export class MessageChannel {
       if (error !== undefined) this.emitError(error);
       else this.armExpiry();
     }, this.timeoutMs + 1);
-    this.expiryTimer.unref();
+    // Node: do not keep the process alive for it; browsers return a number and have no unref.
+    const timer = this.expiryTimer as unknown as { unref?: () => void };
+    if (typeof timer === 'object') timer.unref?.();
   }
 
   private deliver(message: Uint8Array): void {
