@@ -665,10 +665,11 @@ async function auditCommand(ctx: Context, options: { vehicle?: string; verify?: 
       }
       const v = verdict.value;
       ctx.output.result(
-        { ...view, verified: { entries: v.entries, checkpoints: v.checkpoints, lastCheckpointSeq: v.lastCheckpointSeq, uncovered: v.uncovered } },
+        { ...view, verified: { entries: v.entries, checkpoints: v.checkpoints, lastCheckpointSeq: v.lastCheckpointSeq, uncovered: v.uncovered, firstSeq: v.firstSeq, anchorSeq: v.anchorSeq } },
         [
           ...lines,
           `audit chain verified against the car key: ${v.entries} entries, ${v.checkpoints} signed checkpoints` +
+            (v.anchorSeq > 0 ? `; entries 1..${v.anchorSeq} were pruned by the car, the rest verified from its signed checkpoint at seq ${v.anchorSeq}` : '') +
             (v.uncovered > 0 ? `; the newest ${v.uncovered} entries are not covered by a checkpoint yet (their deletion would not be detectable)` : ''),
         ],
       );

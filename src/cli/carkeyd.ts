@@ -151,9 +151,10 @@ audit
     const result = verifyAuditDatabase(flags.state, createCrypto('node'));
     if (!result.ok) fail(result.error, json);
     const v = result.value;
-    if (json) process.stdout.write(`${JSON.stringify({ ok: true, entries: v.entries, checkpoints: v.checkpoints, lastSeq: v.lastSeq, lastCheckpointSeq: v.lastCheckpointSeq, uncovered: v.uncovered, headHash: toHex(v.headHash) })}\n`);
+    if (json) process.stdout.write(`${JSON.stringify({ ok: true, entries: v.entries, checkpoints: v.checkpoints, lastSeq: v.lastSeq, lastCheckpointSeq: v.lastCheckpointSeq, uncovered: v.uncovered, headHash: toHex(v.headHash), firstSeq: v.firstSeq, anchorSeq: v.anchorSeq })}\n`);
     else {
       process.stdout.write(`audit chain OK: ${v.entries} entries, ${v.checkpoints} signed checkpoints, last seq ${v.lastSeq}\n`);
+      if (v.anchorSeq > 0) process.stdout.write(`note: entries 1..${v.anchorSeq} were pruned (auditMaxEntries); verified from the signed checkpoint at seq ${v.anchorSeq}\n`);
       const unsigned = v.lastSeq - v.lastCheckpointSeq;
       if (unsigned > 0) process.stdout.write(`note: the last ${unsigned} entries are after the last checkpoint (not yet signed)\n`);
     }
