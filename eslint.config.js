@@ -48,6 +48,16 @@ export default tseslint.config(
     },
   },
   {
+    // The BLE link handler may use the store and the transport, never the cloud path (DESIGN invariant 1).
+    files: ['src/vehicle/link-handler.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { regex: '(^|/)(sync|cloud-client|cloud)(/|$)', message: 'No cloud code on the entry path (DESIGN invariant 1): the sync worker runs beside it.' },
+        { regex: '^(node:)?(net|http|https|http2|dgram|tls|dns)$|^(undici|mqtt|pg)(/|$)', message: 'No network on the entry path (DESIGN invariant 1).' },
+      ] }],
+    },
+  },
+  {
     files: ['src/vehicle/authorizer*.ts', 'src/vehicle/decision*.ts'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [

@@ -117,6 +117,9 @@ export const Catalog = {
   CK_REMOTE_EXPIRED: { message: 'the remote command expired before the car received it', exit: ExitCode.timeout },
   CK_PAIRING_BUSY: { message: 'another phone is pairing with this car right now; wait for the pairing window to close and try again', exit: ExitCode.denied },
   CK_RATE_LIMITED: { message: 'too many requests; try again shortly', exit: ExitCode.denied },
+  CK_REMOTE_INTERRUPTED: { message: 'the car restarted while carrying out the remote command; it may or may not have been carried out', exit: ExitCode.unavailable },
+  CK_SYNC_OUTBOX_FULL: { message: 'the sync outbox is full; remote commands wait in the cloud until results are delivered', exit: ExitCode.unavailable },
+  CK_SYNC_CIRCUIT_OPEN: { message: 'the cloud failed repeatedly; the sync worker waits before it tries again', exit: ExitCode.unavailable },
 
   // --- phone / CLI ------------------------------------------------------------
   CK_PHONE_NOT_PAIRED: { message: 'no paired vehicle by that name; pair first with `carkey pair`', exit: ExitCode.notFound },

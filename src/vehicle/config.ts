@@ -61,7 +61,50 @@ export interface DaemonConfig {
   /** How often refusals to unrecognised peers are written as one summary entry, and the log size is checked (ms). */
   readonly auditSummaryEveryMs: number;
   readonly cryptoBackend: 'node' | 'tweetnacl';
+  /** The optional cloud sync worker (src/vehicle/sync); undefined = no cloud, nothing is contacted. */
+  readonly cloud: CloudConfig | undefined;
 }
+
+// --- the `cloud` section (owned by the sync worker, src/vehicle/sync) ---------
+
+export type CloudMode = 'long-poll' | 'poll' | 'mqtt';
+
+/** Commands a phone may send through the cloud; passiveUnlock and key management never travel that way. */
+export const REMOTE_COMMANDS = ['lock', 'unlock', 'start', 'trunk', 'status'] as const;
+export type RemoteCommandName = (typeof REMOTE_COMMANDS)[number];
+
+export interface CloudConfig {
+  /** carkey-cloud base URL (http:// or https://). The car only connects out; it opens no port. */
+  readonly url: string;
+  /** How the car learns of changes: hold a long-poll, poll every pollIntervalMs, or wait for MQTT notices. */
+  readonly mode: CloudMode;
+  /** MQTT broker for notices (mode mqtt only). */
+  readonly mqttUrl: string | undefined;
+  /** Poll period (mode poll), and the fallback fetch period in mode mqtt (ms). */
+  readonly pollIntervalMs: number;
+  /** How long the cloud may hold a long-poll (s, 1..60). */
+  readonly longPollSeconds: number;
+  /** Deadline of every request, on top of a long-poll's wait (ms). */
+  readonly requestTimeoutMs: number;
+  readonly auditUpload: boolean;
+  readonly auditUploadIntervalMs: number;
+  /** Which remote commands the car carries out (still decided by the same policy as BLE). */
+  readonly remote: Readonly<Record<RemoteCommandName, boolean>>;
+  /** Most undelivered remote results kept on disk (sync.db). */
+  readonly outboxMaxEntries: number;
+}
+
+export const CLOUD_DEFAULTS: Omit<CloudConfig, 'url'> = {
+  mode: 'long-poll',
+  mqttUrl: undefined,
+  pollIntervalMs: 30_000,
+  longPollSeconds: 30,
+  requestTimeoutMs: 10_000,
+  auditUpload: true,
+  auditUploadIntervalMs: 60_000,
+  remote: { lock: true, status: true, unlock: false, start: false, trunk: false },
+  outboxMaxEntries: 256,
+};
 
 export const DEFAULTS: DaemonConfig = {
   transport: 'ble',
@@ -92,6 +135,7 @@ export const DEFAULTS: DaemonConfig = {
   auditMaxEntries: 100_000,
   auditSummaryEveryMs: 60_000,
   cryptoBackend: 'node',
+  cloud: undefined,
 };
 
 type Key = keyof DaemonConfig;
@@ -128,6 +172,75 @@ function optional(check: Check): Check {
 }
 
 const path = text(/^[^\0]{1,4096}$/, 'a path');
+
+function bool(value: unknown, key: string): boolean {
+  if (value === true || value === 'true') return true;
+  if (value === false || value === 'false') return false;
+  throw invalid(key, value, 'true or false');
+}
+
+function urlWith(protocols: readonly string[]): Check {
+  return (value, key) => {
+    let url: URL | undefined;
+    try {
+      url = typeof value === 'string' && value.length <= 2048 ? new URL(value) : undefined;
+    } catch {
+      url = undefined;
+    }
+    if (url === undefined || !protocols.includes(url.protocol) || url.username !== '' || url.password !== '' || url.search !== '' || url.hash !== '') {
+      throw invalid(key, value, `a ${protocols.map((p) => `${p}//`).join(' or ')} URL without credentials, query or fragment`);
+    }
+    return value;
+  };
+}
+
+function object(value: unknown, key: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalid(key, value, 'an object');
+  return value as Record<string, unknown>;
+}
+
+const REMOTE_NEVER = new Set(['passiveUnlock', 'keyListPush', 'keyListGet', 'auditRead', 'vehicleStatement']);
+
+function remotePolicy(value: unknown, key: string): Readonly<Record<RemoteCommandName, boolean>> {
+  const given = object(value, key);
+  const out: Record<RemoteCommandName, boolean> = { ...CLOUD_DEFAULTS.remote };
+  for (const [name, allowed] of Object.entries(given)) {
+    if (REMOTE_NEVER.has(name)) throw new CarkeyError('CK_CONFIG_INVALID', `${key}.${name}: ${name} is never carried out remotely (walk-up unlock needs the phone at the car; key management goes over BLE)`);
+    if (!(REMOTE_COMMANDS as readonly string[]).includes(name)) throw new CarkeyError('CK_CONFIG_INVALID', `unknown setting "${key}.${name}" (remote commands: ${REMOTE_COMMANDS.join(', ')})`);
+    out[name as RemoteCommandName] = bool(allowed, `${key}.${name}`);
+  }
+  return Object.freeze(out);
+}
+
+const CLOUD_CHECKS: Readonly<Record<keyof CloudConfig, Check>> = {
+  url: urlWith(['http:', 'https:']),
+  mode: oneOf('long-poll', 'poll', 'mqtt'),
+  mqttUrl: optional(urlWith(['mqtt:', 'mqtts:', 'ws:', 'wss:'])),
+  pollIntervalMs: int(1000, 86_400_000),
+  longPollSeconds: int(1, 60),
+  requestTimeoutMs: int(500, 120_000),
+  auditUpload: bool,
+  auditUploadIntervalMs: int(1000, 86_400_000),
+  remote: remotePolicy,
+  outboxMaxEntries: int(1, 100_000),
+};
+
+/** The `cloud` section: absent (or null) = no cloud. Unknown keys are errors, as at the top level. */
+function cloudSection(value: unknown, key: string): CloudConfig | undefined {
+  if (value === undefined || value === null) return undefined;
+  const given = object(value, key);
+  for (const name of Object.keys(given)) {
+    if (!(name in CLOUD_CHECKS)) throw new CarkeyError('CK_CONFIG_INVALID', `unknown setting "${key}.${name}" in the config file`);
+  }
+  if (given.url === undefined) throw new CarkeyError('CK_CONFIG_INVALID', `${key}.url is required when the ${key} section is present`);
+  const merged: Record<string, unknown> = { ...CLOUD_DEFAULTS, ...given };
+  const out: Record<string, unknown> = {};
+  for (const name of Object.keys(CLOUD_CHECKS) as (keyof CloudConfig)[]) out[name] = CLOUD_CHECKS[name](merged[name], `${key}.${name}`);
+  const cloud = out as unknown as CloudConfig;
+  if (cloud.mode === 'mqtt' && cloud.mqttUrl === undefined) throw new CarkeyError('CK_CONFIG_INVALID', `${key}.mqttUrl is required with ${key}.mode = "mqtt"`);
+  if (cloud.mode !== 'mqtt' && cloud.mqttUrl !== undefined) throw new CarkeyError('CK_CONFIG_INVALID', `${key}.mqttUrl is only used with ${key}.mode = "mqtt"`);
+  return Object.freeze(cloud);
+}
 
 const CHECKS: Readonly<Record<Key, Check>> = {
   transport: oneOf('ble', 'sim'),
@@ -166,6 +279,7 @@ const CHECKS: Readonly<Record<Key, Check>> = {
   auditMaxEntries: int(100, 100_000_000),
   auditSummaryEveryMs: int(1000, 3_600_000),
   cryptoBackend: oneOf('node', 'tweetnacl'),
+  cloud: cloudSection,
 };
 
 export function loadConfigFile(file: string): Record<string, unknown> {

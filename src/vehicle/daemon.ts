@@ -3,7 +3,10 @@
  *
  * Guarantees:
  * - Entry decisions use only local state: the store (key list, time floor),
- *   the BLE exchange and the hardware. Nothing here imports cloud code.
+ *   the BLE exchange and the hardware. The optional cloud sync worker
+ *   (src/vehicle/sync, started only with a `cloud` config section) runs
+ *   beside the BLE path, never in it: the link handler and authorizer do not
+ *   import it (test/vehicle/no-network.test.ts).
  * - Connection slots: at most `slots` links. Who a newcomer is is unknown at
  *   connect time, so when every slot is taken the newcomer is admitted by
  *   evicting the oldest link that is not an owner's, in this order: links
@@ -51,6 +54,7 @@ import { PinGuard } from './pin-guard.js';
 import { TokenBucket } from './rate-limit.js';
 import { RefusalTally } from './refusal-tally.js';
 import { startStatusServer, type StatusServer } from './status-server.js';
+import { SyncWorker } from './sync/worker.js';
 import { VehicleStore } from './store.js';
 import { openPeripheral } from './transports.js';
 
@@ -142,8 +146,11 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       peripheral.setAdvertisement(advertisement()).catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'advertising update failed'));
     };
 
+    // The cloud sync worker (config.cloud only): off the entry path, told about every key-list change.
+    let sync: SyncWorker | undefined;
     const onKeyListChanged = (list: KeyList): void => {
       keyList = list;
+      sync?.keyListChanged();
       logger.info({ version: list.version, owners: list.owners.length }, 'key list updated');
       // Revocations take effect on open sessions at once, not at their next command.
       for (const link of links) guarded(logger, 'revalidate on key-list change', () => link.revalidate(), boundary)();
@@ -167,6 +174,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
             store.factoryReset({ via: 'button+keycard' }, floor);
             time.resetByPresence(floor);
             keyList = undefined;
+            sync?.keyListChanged();
             show(['Factory reset', 'done']);
             logger.warn('factory reset by physical presence');
             refreshAdvertising();
@@ -289,6 +297,29 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     });
     await peripheral.start(advertisement());
 
+    if (config.cloud !== undefined) {
+      const worker = SyncWorker.start({
+        cloud: config.cloud,
+        relayBoundMs: config.relayBoundMs,
+        startPin: config.startPin,
+        crypto,
+        random,
+        store,
+        audit,
+        actuator,
+        time,
+        vehicleId,
+        keyList: () => keyList,
+        onKeyListChanged,
+        pinGuard,
+        logger: logger.child({ part: 'sync' }),
+        monotonic,
+        registry: metrics.registry,
+      });
+      sync = worker;
+      cleanups.push(() => worker.stop());
+    }
+
     let status: StatusServer | undefined;
     if (config.statusPort >= 0) {
       status = await startStatusServer({
@@ -319,6 +350,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
           auditLastError: auditErrorView(audit),
           refusalsPending: refusals.pending,
           storeSharedMemory: store.sharedMemory,
+          sync: sync?.status() ?? { enabled: false },
         }),
       });
       const server = status;

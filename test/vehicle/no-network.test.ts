@@ -1,7 +1,9 @@
 /**
- * DESIGN invariant 1: no network on the entry path. Walks the static import
- * graph of the authorizer (and of the core it uses) and fails if anything it
- * reaches could do network I/O or touch cloud code.
+ * DESIGN invariant 1: no network on the entry path. Walks the import graph
+ * (static and dynamic imports) of the authorizer (and of the core it uses)
+ * and of the BLE link handler, and fails if anything they reach could do
+ * network I/O or touch cloud code: the sync worker (src/vehicle/sync), the
+ * cloud client (src/cloud-client) or the server (src/cloud).
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -9,6 +11,8 @@ import { describe, expect, it } from 'vitest';
 
 const REPO = resolve(import.meta.dirname, '..', '..');
 const FORBIDDEN = /^(node:)?(net|http|https|http2|dgram|tls|dns|child_process)$|^(fastify|undici|axios|node-fetch|ws|pg|mqtt)(\/|$)/;
+/** The cloud sync worker, the cloud client and the cloud server. */
+const CLOUD_CODE = /\/src\/(vehicle\/sync|cloud-client|cloud)\//;
 
 function importsOf(file: string): string[] {
   const source = readFileSync(file, 'utf8');
@@ -44,6 +48,22 @@ describe('no network on the entry path', () => {
     expect([...files].filter((f) => /\/(cloud|sync)/.test(f))).toEqual([]);
     // Only the pure core (and node:crypto / tweetnacl for computation) is reachable.
     expect([...files].filter((f) => !f.includes('/src/core/') && !f.endsWith('/src/vehicle/authorizer.ts'))).toEqual([]);
+  });
+
+  it('the link handler (the BLE entry path) reaches neither the sync worker nor any cloud code', () => {
+    const { files, external } = graph(join(REPO, 'src/vehicle/link-handler.ts'));
+    expect(files.size).toBeGreaterThan(10);
+    expect([...files].filter((f) => CLOUD_CODE.test(f))).toEqual([]);
+    expect([...external].filter((s) => FORBIDDEN.test(s))).toEqual([]);
+  });
+
+  it('the detector sees the sync worker and the cloud client where they are imported (the daemon)', () => {
+    const { files, external } = graph(join(REPO, 'src/vehicle/daemon.ts'));
+    const reached = [...files].filter((f) => CLOUD_CODE.test(f));
+    expect(reached.some((f) => f.endsWith('/src/vehicle/sync/worker.ts'))).toBe(true);
+    expect(reached.some((f) => f.endsWith('/src/cloud-client/client.ts'))).toBe(true);
+    // mqtt is loaded lazily by the worker, and the detector follows dynamic imports too.
+    expect(external.has('mqtt')).toBe(true);
   });
 
   it('the detector itself catches a network import', () => {
