@@ -2,8 +2,9 @@
  * `carkey`: the phone-side key on the command line (launched by bin/carkey.js).
  *
  * The command table: keygen, whoami, scan, pair, unlock, lock, start, trunk,
- * status, share, accept, keys, revoke, audit; `sync` and `remote` are listed
- * but not available until carkey-cloud exists (exit 2 with that message).
+ * status, share, accept, keys, revoke, audit, and the optional cloud path
+ * (src/phone/cloud/): cloud use|status|register, sync, inbox,
+ * accept --from-cloud, share --via-cloud, remote, audit --from-cloud.
  *
  * Guarantees: every command has --help with an example; with --json exactly
  * one JSON object goes to stdout; progress goes to stderr; the exit code is
@@ -11,37 +12,49 @@
  * 6 unavailable, 7 local state); errors say what to do next. The BLE stack is
  * loaded only for `--transport ble` (src/phone/transports.ts). This file is
  * the entry point: the only place that reads the wall clock, the OS RNG,
- * process.env and argv for the phone side.
+ * process.env and argv for the phone side. Only the cloud commands (and
+ * --via-cloud / --from-cloud) build a cloud client; the Bluetooth commands
+ * never touch the network, whatever --cloud or $CARKEY_CLOUD say.
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
-import { Command, Option } from 'commander';
+import { Argument, Command, Option } from 'commander';
 import qrcode from 'qrcode-terminal';
 import { fromHex, toHex } from '../core/bytes.js';
-import { signGrant, type KeyList } from '../core/credentials.js';
+import { signGrant, type Grant, type KeyList } from '../core/credentials.js';
 import { createCrypto, type Clock, type RandomSource } from '../core/crypto/index.js';
-import { CarkeyError, ExitCode, type ErrorCode } from '../core/errors.js';
+import { CloudClient } from '../cloud-client/client.js';
+import { CarkeyError, ExitCode, toCarkeyError, type ErrorCode } from '../core/errors.js';
 import { keyIdOf } from '../core/identity.js';
 import type { DenyCategoryName } from '../core/messages.js';
-import { MAX_AUDIT_PAGE, PIN_PATTERN } from '../core/payloads.js';
+import { decodeStatus, encodePin, MAX_AUDIT_PAGE, PIN_PATTERN } from '../core/payloads.js';
 import { Permission, ROLE_MASK, permissionNames, type CommandName, type PermissionName } from '../core/roles.js';
 import { AuditCollector } from '../core/audit-page.js';
+import { readCloudAudit } from '../phone/cloud/audit.js';
+import { clearStoredCloud, cloudConfigPath, findCloud, requireCloud, storeCloud, type CloudChoice } from '../phone/cloud/config.js';
+import { isCloudTransient, type PhoneCloudDeps } from '../phone/cloud/deps.js';
+import { checkStatement, publishPending, registerVehicle, type PublishReport } from '../phone/cloud/key-lists.js';
+import { acknowledge, postShare, readInbox, type InboxEntry } from '../phone/cloud/mailbox.js';
+import { DEFAULT_REMOTE_EXPIRY_MS, REMOTE_COMMAND_NAMES, sendRemoteCommand, type RemoteCommandName } from '../phone/cloud/remote.js';
 import { CarkeyClient, chooseCredential, type ClientTimeouts, type DeliveryReport, type Outcome, type VehicleConnection } from '../phone/client.js';
-import { denialHint, describeProgress, describeStatus, describeVehicleKeys, statusView, vehicleKeysView } from '../phone/describe.js';
+import { denialHint, describeProgress, describeStatus, describeVehicleKeys, grantView, statusView, vehicleKeysView } from '../phone/describe.js';
 import { buildRevocation, isCoveredBy, latestKnownKeyList, parseRevocationTarget, pendingAfterDelivery } from '../phone/key-lists.js';
 import { KeyStore, resolveHome, type PassphraseSource } from '../phone/keystore.js';
 import { writeFileAtomic } from '../phone/private-files.js';
-import { decodeShare, encodeShare, MAX_SHARE_TEXT } from '../phone/share.js';
+import { decodeShare, encodeShare, MAX_SHARE_TEXT, type ShareBundle } from '../phone/share.js';
 import { DEFAULT_ADAPTER, DEFAULT_RADIO_SOCKET, isTransportKind, openCentral, TRANSPORT_KINDS, type TransportKind } from '../phone/transports.js';
 import { checkName, isValidName, MAX_ISSUED_GRANTS, uniqueName, type VehicleRecord } from '../phone/vehicle-record.js';
-import { configureCommander, configureSubcommands, integerOption, isoTime, Output, parseTimeArgument, processIo, promptLine, runProgram, type CliIo, type Hints } from './common.js';
+import { COMMON_HINTS, configureCommander, configureSubcommands, integerOption, isoTime, Output, parseTimeArgument, processIo, promptLine, runProgram, type CliIo, type Hints } from './common.js';
 
 const PROGRAM = 'carkey';
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_SCAN_MS = 5_000;
 const MAX_AUDIT_PAGES = 10_000;
 const MAX_SMALL_FILE = 64 * 1024;
+
+const BLE_STILL_WORKS = 'Bluetooth commands (unlock, lock, share, revoke, …) work without the cloud';
+const NO_CLOUD_HINT = 'pass --cloud URL, set CARKEY_CLOUD=URL, or store a default with `carkey cloud use URL`';
 
 /** What to do next for phone-side errors (transport/store hints are in common.ts). */
 const CARKEY_HINTS: Hints = {
@@ -60,7 +73,38 @@ const CARKEY_HINTS: Hints = {
   CK_PHONE_SHARE_NOT_FOR_ME: 'run `carkey whoami`, send the owner your public key, and ask for a share made with --to YOURKEY',
   CK_PHONE_COMMAND_FAILED: 'the car could not act (hardware problem?); try again, or check the car',
   CK_PHONE_DELIVERY_FAILED: 'the change stays queued and is retried at the next connection; `carkey keys --fetch` shows the list in force on the car',
-  CK_PHONE_CLOUD_UNAVAILABLE: 'use the Bluetooth commands (unlock, share, revoke, …); they need no cloud',
+  CK_USAGE: (error) => (error.details?.missing === 'cloud' ? NO_CLOUD_HINT : (COMMON_HINTS.CK_USAGE as string)),
+  CK_CLOUD_UNAVAILABLE: `check the cloud URL and the network (\`carkey cloud status\`); ${BLE_STILL_WORKS}`,
+  CK_CLOUD_SERVER_ERROR: `the cloud has a problem of its own; try again later. ${BLE_STILL_WORKS}`,
+  CK_CLOUD_STORE: `the cloud's database is down; try again later. ${BLE_STILL_WORKS}`,
+  CK_CLOUD_TIMEOUT: (error) => {
+    const expiresAt = error.details?.expiresAt;
+    if (typeof expiresAt === 'string') {
+      return `the car may be offline (no signal, or no cloud configured on it); the command expires at ${expiresAt} and is not carried out after that. Check with \`carkey remote status\` later, or over Bluetooth near the car`;
+    }
+    return `the cloud did not answer in time; try again (or raise --timeout). ${BLE_STILL_WORKS}`;
+  },
+  CK_CLOUD_RATE_LIMITED: 'wait a minute, then try again',
+  CK_CLOUD_AUTH_STALE: "this computer's clock is more than 2 minutes off the cloud's; fix the clock (`carkey cloud status` shows the difference)",
+  CK_CLOUD_AUTH_REPLAY: 'try again (a request was repeated, e.g. by a proxy)',
+  CK_CLOUD_AUTH_BAD_SIGNATURE: 'something between this computer and the cloud alters requests (a proxy?), or carkey and the cloud differ in version',
+  CK_CLOUD_AUTH_MISSING: 'something between this computer and the cloud strips the x-carkey-* headers (a proxy?)',
+  CK_CLOUD_BAD_REQUEST: 'carkey and the cloud may differ in version; update carkey, or report this with the command you ran',
+  CK_CLOUD_FORBIDDEN:
+    'the cloud does not accept this key for that car: an owner registers the car first (`carkey cloud register`, near the car), and only keys in its key list (or a remote command’s own sender) may use it. The cloud gives the same answer whether or not the car exists',
+  CK_CLOUD_CONFLICT: (error) => {
+    switch (error.details?.reason) {
+      case 'CK_KEYLIST_ROLLBACK':
+        return 'the cloud holds a newer key list; run `carkey sync` again (it re-applies queued revocations on top of it)';
+      case 'CK_KEYLIST_VERSION_JUMP':
+        return "the cloud's copy of the key list is too old to follow: near the car, run `carkey cloud register` (it forwards the car's current list), then `carkey sync`";
+      case 'CK_KEYLIST_WRONG_EPOCH':
+        return 'the car was factory-reset since this list was made: pair again, then `carkey cloud register`';
+      default:
+        return 'the cloud holds another key list for this car: near the car, run `carkey keys --fetch` and `carkey cloud register`, then `carkey sync`';
+    }
+  },
+  CK_CLOUD_BAD_RESPONSE: 'nothing from that answer was used; try again. If it keeps happening, the cloud is faulty or tampering: the car and your Bluetooth key are not affected',
   CK_DENIED: (error) => {
     const category = error.details?.category;
     return typeof category === 'string' && isDenyCategory(category) ? denialHint(category) : undefined;
@@ -94,6 +138,7 @@ interface GlobalOptions {
   readonly quiet?: boolean;
   readonly timeout?: number;
   readonly passphraseFile?: string;
+  readonly cloud?: string;
 }
 
 /** Everything one command run needs, built from the global options. */
@@ -167,6 +212,29 @@ class Context {
 
   unlockSeed(): Promise<Uint8Array> {
     return this.store.unlockSeed(this.passphrase());
+  }
+
+  /** The cloud to use (--cloud, $CARKEY_CLOUD, the stored default); CK_USAGE when none. Contacts nothing. */
+  cloudChoice(): CloudChoice {
+    return requireCloud(this.options.cloud, this.io.env, this.store.paths.home);
+  }
+
+  /** The phone's cloud operations, requests signed with `seed` (which the caller wipes). */
+  cloudDeps(choice: CloudChoice, seed: Uint8Array): PhoneCloudDeps {
+    const timeout = this.options.timeout;
+    const client = new CloudClient({ baseUrl: choice.url, crypto: this.crypto, random: this.random, clock: this.clock, seed: () => seed, ...(timeout === undefined ? {} : { timeoutMs: timeout }) });
+    return { crypto: this.crypto, random: this.random, clock: this.clock, sleep: this.sleep, client, store: this.store, progress: (line) => this.output.progress(line) };
+  }
+}
+
+/** Resolve the cloud, unlock the seed, run `use`, wipe the seed. */
+async function withCloud<T>(ctx: Context, use: (deps: PhoneCloudDeps, seed: Uint8Array, choice: CloudChoice) => Promise<T>): Promise<T> {
+  const choice = ctx.cloudChoice();
+  const seed = await ctx.unlockSeed();
+  try {
+    return await use(ctx.cloudDeps(choice, seed), seed, choice);
+  } finally {
+    seed.fill(0);
   }
 }
 
@@ -396,6 +464,7 @@ interface ShareOptions {
   readonly to: string;
   readonly permissions?: string;
   readonly out?: string;
+  readonly viaCloud?: boolean;
 }
 
 function parseSubjectKey(ctx: Context, value: string): Uint8Array {
@@ -442,15 +511,6 @@ function renderQr(text: string): string {
   return rendered;
 }
 
-/** Run `sign` and wipe the seed whatever happens. */
-function usingSeed<T>(seed: Uint8Array, sign: () => T): T {
-  try {
-    return sign();
-  } finally {
-    seed.fill(0);
-  }
-}
-
 async function shareCommand(ctx: Context, options: ShareOptions): Promise<void> {
   const record = ctx.store.selectVehicle(options.vehicle);
   requireOwner(record, 'only an owner can share keys');
@@ -461,17 +521,43 @@ async function shareCommand(ctx: Context, options: ShareOptions): Promise<void> 
   const permissions = parsePermissions(options.permissions, options.role);
   const self = ctx.store.identity().publicKey;
   if (toHex(subject) === toHex(self)) throw new CarkeyError('CK_USAGE', '--to is your own key; owners need no grant');
+  // --via-cloud: know where to post before anything is signed.
+  const cloud = options.viaCloud === true ? ctx.cloudChoice() : undefined;
   const seed = await ctx.unlockSeed();
-  // The grant names the epoch of the car's key list this owner knows (a factory reset voids older grants).
-  const epoch = latestKnownKeyList(record)?.epoch ?? 0;
-  const grant = usingSeed(seed, () => signGrant(ctx.crypto, seed, { vehicleId: record.vehicleId, epoch, serial: ctx.random(8), subject, role: options.role, permissions, notBefore, notAfter }));
-  await ctx.store.updateVehicle(record.vehicleId, (current) => {
-    const base = current ?? record;
-    return { ...base, issued: [...base.issued, { grant, issuedAt: now }].slice(-MAX_ISSUED_GRANTS) };
-  });
-  const share = encodeShare({ grant, carIdentityKey: record.carIdentityKey, advSecret: record.advSecret, vehicleName: record.vehicleName });
-  if (options.out !== undefined) writeFileAtomic(options.out, new TextEncoder().encode(`${share}\n`));
-  const summary = {
+  try {
+    // The grant names the epoch of the car's key list this owner knows (a factory reset voids older grants).
+    const epoch = latestKnownKeyList(record)?.epoch ?? 0;
+    const grant = signGrant(ctx.crypto, seed, { vehicleId: record.vehicleId, epoch, serial: ctx.random(8), subject, role: options.role, permissions, notBefore, notAfter });
+    await ctx.store.updateVehicle(record.vehicleId, (current) => {
+      const base = current ?? record;
+      return { ...base, issued: [...base.issued, { grant, issuedAt: now }].slice(-MAX_ISSUED_GRANTS) };
+    });
+    const share = encodeShare({ grant, carIdentityKey: record.carIdentityKey, advSecret: record.advSecret, vehicleName: record.vehicleName });
+    if (options.out !== undefined) writeFileAtomic(options.out, new TextEncoder().encode(`${share}\n`));
+    if (cloud !== undefined) {
+      await postShareToCloud(ctx, ctx.cloudDeps(cloud, seed), { record, grant, subject, share, out: options.out });
+      return;
+    }
+    reportShare(ctx, record, grant, subject, share, options.out);
+  } finally {
+    seed.fill(0);
+  }
+}
+
+interface ShareSummary extends Record<string, unknown> {
+  readonly vehicle: string;
+  readonly serial: string;
+  readonly role: string;
+  readonly permissions: string[];
+  readonly notBefore: string;
+  readonly notAfter: string;
+  readonly subjectKeyId: string;
+  readonly share: string;
+  readonly out: string | null;
+}
+
+function shareSummary(ctx: Context, record: VehicleRecord, grant: Grant, subject: Uint8Array, share: string, out: string | undefined): ShareSummary {
+  return {
     vehicle: record.name,
     serial: toHex(grant.serial),
     role: grant.role,
@@ -480,18 +566,50 @@ async function shareCommand(ctx: Context, options: ShareOptions): Promise<void> 
     notAfter: isoTime(grant.notAfter),
     subjectKeyId: keyIdOf(ctx.crypto, subject),
     share,
-    out: options.out ?? null,
+    out: out ?? null,
   };
+}
+
+/** share --via-cloud: seal the share to the friend's key and post it to the mailbox. */
+async function postShareToCloud(ctx: Context, deps: PhoneCloudDeps, input: { record: VehicleRecord; grant: Grant; subject: Uint8Array; share: string; out: string | undefined }): Promise<void> {
+  const { record, grant, subject, share, out } = input;
+  const summary = shareSummary(ctx, record, grant, subject, share, out);
+  let posted: { id: string; expiresAt: number };
+  try {
+    posted = await postShare(deps, { recipient: subject, vehicleId: record.vehicleId, share, notAfter: grant.notAfter });
+  } catch (thrown) {
+    const error = toCarkeyError(thrown);
+    throw new CarkeyError(error.code, `${error.message} — grant ${summary.serial} is recorded on this phone (\`carkey keys\`) but was not posted; share again, or revoke it`, { ...error.details, serial: summary.serial });
+  }
+  ctx.output.result({ ...summary, mailbox: { id: posted.id, expiresAt: isoTime(posted.expiresAt) } }, [
+    `grant ${summary.serial}: ${grant.role} (${summary.permissions.join(', ')}) for key ${summary.subjectKeyId}, ${summary.notBefore} → ${summary.notAfter}`,
+    ...(out === undefined ? [] : [`written to ${out}`]),
+    `posted to the cloud mailbox, sealed to key ${summary.subjectKeyId}: item ${posted.id} (kept until ${isoTime(posted.expiresAt)})`,
+    'they run `carkey inbox`, then `carkey accept --from-cloud`',
+  ]);
+}
+
+function reportShare(ctx: Context, record: VehicleRecord, grant: Grant, subject: Uint8Array, share: string, out: string | undefined): void {
+  const summary = shareSummary(ctx, record, grant, subject, share, out);
   ctx.output.result(summary, [
     `grant ${summary.serial}: ${grant.role} (${summary.permissions.join(', ')}) for key ${summary.subjectKeyId}, ${summary.notBefore} → ${summary.notAfter}`,
-    ...(options.out === undefined ? [] : [`written to ${options.out}`]),
+    ...(out === undefined ? [] : [`written to ${out}`]),
     'send this privately (it also lets the holder recognise your car on the air); they run `carkey accept STRING`:',
     share,
   ]);
   ctx.output.text(renderQr(share));
 }
 
-async function acceptCommand(ctx: Context, source: string, options: { name?: string }): Promise<void> {
+interface AcceptOptions {
+  readonly name?: string;
+  readonly fromCloud?: boolean;
+  readonly all?: boolean;
+}
+
+async function acceptCommand(ctx: Context, source: string | undefined, options: AcceptOptions): Promise<void> {
+  if (options.fromCloud === true) return acceptFromCloud(ctx, source, options);
+  if (options.all === true) throw new CarkeyError('CK_USAGE', '--all goes with --from-cloud');
+  if (source === undefined) throw new CarkeyError('CK_USAGE', 'give the carkey1:... string or a share file (or --from-cloud for the cloud mailbox)');
   const text = source.trim().startsWith('carkey1:') ? source : readSmallFile(source, MAX_SHARE_TEXT + 1024, 'share file');
   const decoded = decodeShare(ctx.crypto, text);
   if (!decoded.ok) throw decoded.error;
@@ -501,6 +619,12 @@ async function acceptCommand(ctx: Context, source: string, options: { name?: str
     throw new CarkeyError('CK_PHONE_SHARE_NOT_FOR_ME', `it names key ${keyIdOf(ctx.crypto, bundle.grant.subject)}, yours is ${self.keyId}`);
   }
   const localName = options.name === undefined ? undefined : checkName(options.name, '--name');
+  const stored = await storeShare(ctx, bundle, localName);
+  ctx.output.result(stored.view, stored.line);
+}
+
+/** Store a checked share addressed to this phone (accept, accept --from-cloud); warn when it is not valid now. */
+async function storeShare(ctx: Context, bundle: ShareBundle, localName: string | undefined): Promise<{ view: Record<string, unknown>; line: string }> {
   const now = ctx.clock();
   const taken = new Set(ctx.store.listVehicles().filter((record) => toHex(record.vehicleId) !== toHex(bundle.grant.vehicleId)).map((record) => record.name));
   const record = await ctx.store.updateVehicle(bundle.grant.vehicleId, (current) => {
@@ -522,8 +646,8 @@ async function acceptCommand(ctx: Context, source: string, options: { name?: str
   const { grant } = bundle;
   if (now >= grant.notAfter) ctx.output.warn(`this key expired at ${isoTime(grant.notAfter)}`);
   else if (now < grant.notBefore) ctx.output.warn(`this key becomes valid at ${isoTime(grant.notBefore)}`);
-  ctx.output.result(
-    {
+  return {
+    view: {
       vehicle: record.name,
       vehicleName: bundle.vehicleName,
       serial: toHex(grant.serial),
@@ -533,8 +657,8 @@ async function acceptCommand(ctx: Context, source: string, options: { name?: str
       notAfter: isoTime(grant.notAfter),
       issuerKeyId: keyIdOf(ctx.crypto, grant.issuer),
     },
-    `stored a ${grant.role} key for "${record.name}" (${permissionNames(grant.permissions).join(', ')}), valid ${isoTime(grant.notBefore)} → ${isoTime(grant.notAfter)}`,
-  );
+    line: `stored a ${grant.role} key for "${record.name}" (${permissionNames(grant.permissions).join(', ')}), valid ${isoTime(grant.notBefore)} → ${isoTime(grant.notAfter)}`,
+  };
 }
 
 async function keysCommand(ctx: Context, options: { vehicle?: string; fetch?: boolean }): Promise<void> {
@@ -631,55 +755,314 @@ async function revokeCommand(ctx: Context, targetText: string, options: { vehicl
   }
 }
 
-async function auditCommand(ctx: Context, options: { vehicle?: string; verify?: boolean; from?: number; limit?: number }): Promise<void> {
+interface AuditOptions {
+  readonly vehicle?: string;
+  readonly verify?: boolean;
+  readonly from?: number;
+  readonly limit?: number;
+  readonly fromCloud?: boolean;
+}
+
+async function auditCommand(ctx: Context, options: AuditOptions): Promise<void> {
   if (options.verify === true && options.from !== undefined && options.from !== 1) {
     throw new CarkeyError('CK_USAGE', '--verify checks the chain from its first entry; leave out --from');
+  }
+  const limit = options.verify === true ? Number.MAX_SAFE_INTEGER : (options.limit ?? Number.MAX_SAFE_INTEGER);
+  if (options.fromCloud === true) {
+    const record = ctx.store.selectVehicle(options.vehicle);
+    requireOwner(record, 'reading the audit log needs an owner key');
+    await withCloud(ctx, async (deps, _seed, choice) => {
+      const collector = await readCloudAudit(deps, record, options.from ?? 1, limit);
+      reportAudit(ctx, record, collector, limit, options.verify === true, { source: 'cloud', cloud: choice.url });
+    });
+    return;
   }
   await withVehicle(
     ctx,
     options.vehicle,
     async (connection, delivery, record) => {
       const collector = new AuditCollector(options.from ?? 1);
-      const limit = options.verify === true ? Number.MAX_SAFE_INTEGER : (options.limit ?? Number.MAX_SAFE_INTEGER);
       for (let page = 0; page < MAX_AUDIT_PAGES && collector.all.length < limit; page++) {
         ctx.output.progress(`reading audit entries from ${collector.nextSeq}…`);
         const read = expectOk(await connection.auditRead(collector.nextSeq, Math.min(MAX_AUDIT_PAGE, limit - collector.all.length)), 'auditRead');
         if (!collector.add(read)) break;
       }
-      const entries = collector.all.slice(0, limit);
-      const lines = entries.map((entry) => `#${entry.seq} ${isoTime(entry.time)} ${entry.kind} ${Object.entries(entry.fields).map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(' ')}`);
-      const view = {
-        vehicle: record.name,
-        last: collector.last,
-        entries: entries.map((entry) => ({ seq: entry.seq, time: isoTime(entry.time), kind: entry.kind, fields: entry.fields })),
-        delivery: deliveryView(delivery),
-      };
-      if (options.verify !== true) {
-        ctx.output.result({ ...view, verified: null }, lines.length === 0 ? ['no audit entries'] : lines);
-        return;
-      }
-      const verdict = collector.verify(ctx.crypto, record.carIdentityKey);
-      if (!verdict.ok) {
-        ctx.output.text(lines.join('\n'));
-        throw verdict.error;
-      }
-      const v = verdict.value;
-      ctx.output.result(
-        { ...view, verified: { entries: v.entries, checkpoints: v.checkpoints, lastCheckpointSeq: v.lastCheckpointSeq, uncovered: v.uncovered, firstSeq: v.firstSeq, anchorSeq: v.anchorSeq } },
-        [
-          ...lines,
-          `audit chain verified against the car key: ${v.entries} entries, ${v.checkpoints} signed checkpoints` +
-            (v.anchorSeq > 0 ? `; entries 1..${v.anchorSeq} were pruned by the car, the rest verified from its signed checkpoint at seq ${v.anchorSeq}` : '') +
-            (v.uncovered > 0 ? `; the newest ${v.uncovered} entries are not covered by a checkpoint yet (their deletion would not be detectable)` : ''),
-        ],
-      );
+      reportAudit(ctx, record, collector, limit, options.verify === true, { delivery: deliveryView(delivery) });
     },
     (record) => requireOwner(record, 'reading the audit log needs an owner key'),
   );
 }
 
-function cloudCommand(name: string): never {
-  throw new CarkeyError('CK_PHONE_CLOUD_UNAVAILABLE', `carkey ${name}`);
+/** Print (and with `verify`, check against the pinned car key) what was read, over BLE or from the cloud. */
+function reportAudit(ctx: Context, record: VehicleRecord, collector: AuditCollector, limit: number, verify: boolean, extra: Record<string, unknown>): void {
+  const entries = collector.all.slice(0, limit);
+  const lines = entries.map((entry) => `#${entry.seq} ${isoTime(entry.time)} ${entry.kind} ${Object.entries(entry.fields).map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(' ')}`);
+  const view = {
+    vehicle: record.name,
+    last: collector.last,
+    entries: entries.map((entry) => ({ seq: entry.seq, time: isoTime(entry.time), kind: entry.kind, fields: entry.fields })),
+    ...extra,
+  };
+  if (!verify) {
+    ctx.output.result({ ...view, verified: null }, lines.length === 0 ? ['no audit entries'] : lines);
+    return;
+  }
+  const verdict = collector.verify(ctx.crypto, record.carIdentityKey);
+  if (!verdict.ok) {
+    ctx.output.text(lines.join('\n'));
+    throw verdict.error;
+  }
+  const v = verdict.value;
+  ctx.output.result(
+    { ...view, verified: { entries: v.entries, checkpoints: v.checkpoints, lastCheckpointSeq: v.lastCheckpointSeq, uncovered: v.uncovered, firstSeq: v.firstSeq, anchorSeq: v.anchorSeq } },
+    [
+      ...lines,
+      `audit chain verified against the car key: ${v.entries} entries, ${v.checkpoints} signed checkpoints` +
+        (v.anchorSeq > 0 ? `; entries 1..${v.anchorSeq} were pruned by the car, the rest verified from its signed checkpoint at seq ${v.anchorSeq}` : '') +
+        (v.uncovered > 0 ? `; the newest ${v.uncovered} entries are not covered by a checkpoint yet (their deletion would not be detectable)` : ''),
+    ],
+  );
+}
+
+// --- the cloud path (optional; src/phone/cloud/) -------------------------------
+
+function cloudUseCommand(ctx: Context, url: string | undefined, options: { clear?: boolean }): void {
+  const home = ctx.store.paths.home;
+  if (options.clear === true) {
+    if (url !== undefined) throw new CarkeyError('CK_USAGE', 'give a URL or --clear, not both');
+    clearStoredCloud(home);
+    ctx.output.result({ cloud: null, path: cloudConfigPath(home) }, `no default cloud stored in ${home} any more`);
+    return;
+  }
+  if (url === undefined) throw new CarkeyError('CK_USAGE', 'give the cloud URL (e.g. https://cloud.example.net), or --clear');
+  const stored = storeCloud(home, url);
+  ctx.output.result({ cloud: stored, path: cloudConfigPath(home) }, `default cloud: ${stored} (stored in ${cloudConfigPath(home)})`);
+}
+
+async function cloudStatusCommand(ctx: Context): Promise<void> {
+  const choice = findCloud(ctx.options.cloud, ctx.io.env, ctx.store.paths.home);
+  if (choice === undefined) {
+    ctx.output.result({ cloud: null, source: null }, [`no cloud configured (${NO_CLOUD_HINT}); Bluetooth commands need none`]);
+    return;
+  }
+  // /v1/time needs no key, but the client signs every request: use a throwaway key, no passphrase needed.
+  const seed = ctx.random(32);
+  try {
+    const client = ctx.cloudDeps(choice, seed).client;
+    const before = ctx.clock();
+    const cloudTime = await client.time();
+    const after = ctx.clock();
+    const skewMs = cloudTime - Math.round((before + after) / 2);
+    const lines = [`cloud: ${choice.url} (from ${choice.source === 'flag' ? '--cloud' : choice.source === 'env' ? 'CARKEY_CLOUD' : cloudConfigPath(ctx.store.paths.home)})`, `reachable: yes (${after - before} ms)`, `clock difference: ${skewMs} ms (this computer is ${skewMs > 0 ? 'behind' : 'ahead of'} the cloud)`];
+    if (Math.abs(skewMs) > 60_000) ctx.output.warn('this clock is more than a minute off the cloud’s; requests are refused beyond 2 minutes: fix the clock');
+    ctx.output.result({ cloud: choice.url, source: choice.source, reachable: true, roundTripMs: after - before, skewMs }, lines);
+  } finally {
+    seed.fill(0);
+  }
+}
+
+async function cloudRegisterCommand(ctx: Context, options: { vehicle?: string }): Promise<void> {
+  const choice = ctx.cloudChoice();
+  const record = ctx.store.selectVehicle(options.vehicle);
+  requireOwner(record, 'registering a car with the cloud needs an owner key');
+  const seed = await ctx.unlockSeed();
+  try {
+    // Over BLE: deliver anything queued, then ask the car for a signed statement of the list in force.
+    const { statement, delivery, current } = await ctx.client().withConnection(record, seed, async (connection, report) => {
+      const bytes = expectOk(await connection.command('vehicleStatement'), 'vehicleStatement');
+      const checked = checkStatement(ctx.crypto, bytes, connection.vehicle);
+      if (!checked.ok) throw checked.error;
+      return { statement: checked.value, delivery: report, current: connection.vehicle };
+    });
+    const deps = ctx.cloudDeps(choice, seed);
+    ctx.output.progress(`registering ${current.name} with ${choice.url}…`);
+    const registered = await registerVehicle(deps, current, statement);
+    const published = await publishPending(deps, registered.record, seed);
+    ctx.output.result(
+      { vehicle: current.name, cloud: choice.url, epoch: registered.epoch, version: registered.version, published: published.published ?? null, queued: published.queued, delivery: deliveryView(delivery) },
+      [
+        `registered ${current.name} with ${choice.url}: the cloud follows key list version ${registered.version} (signed by the car)`,
+        ...(published.published === undefined ? [] : [`published the queued key list version ${published.published}`]),
+      ],
+    );
+  } finally {
+    seed.fill(0);
+  }
+}
+
+function publishView(report: PublishReport): Record<string, unknown> {
+  return { vehicle: report.vehicle, published: report.published ?? null, rebasedOn: report.rebasedOn ?? null, upToDate: report.upToDate, queued: report.queued };
+}
+
+function publishLine(report: PublishReport): string {
+  if (report.published !== undefined) {
+    return `${report.vehicle}: key list version ${report.published} is on the cloud${report.rebasedOn === undefined ? '' : ` (re-applied on the cloud's version ${report.rebasedOn})`}; the car applies it when it syncs (or at the next Bluetooth connection)`;
+  }
+  return `${report.vehicle}: nothing to publish${report.rebasedOn === undefined ? '' : ` (the cloud's version ${report.rebasedOn} already holds it)`}`;
+}
+
+interface InboxView {
+  readonly id: string;
+  readonly vehicleId: string;
+  readonly sender: string;
+  readonly senderKeyId: string;
+  readonly postedAt: string;
+  readonly expiresAt: string;
+  readonly usable: boolean;
+  readonly error: { code: ErrorCode; message: string } | null;
+  readonly share: Record<string, unknown> | null;
+}
+
+function inboxView(ctx: Context, entry: InboxEntry): InboxView {
+  const { item, bundle, error } = entry;
+  const base = {
+    id: item.id,
+    vehicleId: toHex(item.vehicleId),
+    sender: toHex(item.sender),
+    senderKeyId: keyIdOf(ctx.crypto, item.sender),
+    postedAt: isoTime(item.postedAt),
+    expiresAt: isoTime(item.expiresAt),
+  };
+  if (bundle === undefined) return { ...base, usable: false, error: { code: error?.code ?? 'CK_PHONE_BAD_SHARE', message: error?.message ?? 'unusable' }, share: null };
+  const held = ctx.store.vehicleById(bundle.grant.vehicleId);
+  const stored = held?.grants.some((grant) => toHex(grant.serial) === toHex(bundle.grant.serial)) ?? false;
+  return {
+    ...base,
+    usable: true,
+    error: null,
+    share: {
+      vehicleName: bundle.vehicleName,
+      localName: held?.name ?? null,
+      stored,
+      ...grantView(ctx.crypto, bundle.grant, held?.keyList, ctx.clock()),
+    },
+  };
+}
+
+function inboxLine(view: InboxView): string {
+  if (view.share === null) return `${view.id}  from ${view.senderKeyId}  unusable: ${view.error?.message ?? ''}`;
+  const share = view.share;
+  const permissions = Array.isArray(share.permissions) ? share.permissions.join(', ') : '';
+  return `${view.id}  from ${view.senderKeyId}  ${String(share.vehicleName)}: ${String(share.role)} (${permissions}) ${String(share.notBefore)} → ${String(share.notAfter)} [${String(share.state)}${share.stored === true ? ', already stored' : ''}]`;
+}
+
+async function inboxCommand(ctx: Context): Promise<void> {
+  await withCloud(ctx, async (deps, seed, choice) => {
+    const views = (await readInbox(deps, seed)).map((entry) => inboxView(ctx, entry));
+    ctx.output.result(
+      { cloud: choice.url, items: views },
+      views.length === 0 ? ['the cloud mailbox is empty'] : [...views.map(inboxLine), 'store one with `carkey accept --from-cloud ID` (or --all)'],
+    );
+  });
+}
+
+async function acceptFromCloud(ctx: Context, id: string | undefined, options: AcceptOptions): Promise<void> {
+  if (id !== undefined && options.all === true) throw new CarkeyError('CK_USAGE', 'give a mailbox item ID or --all, not both');
+  if (id !== undefined && !/^[0-9a-f]{32}$/.test(id)) throw new CarkeyError('CK_USAGE', `"${id}" is not a mailbox item id (32 hex digits, from \`carkey inbox\`)`);
+  const localName = options.name === undefined ? undefined : checkName(options.name, '--name');
+  await withCloud(ctx, async (deps, seed) => {
+    const entries = await readInbox(deps, seed);
+    let chosen: InboxEntry[];
+    if (id !== undefined) {
+      const found = entries.find((entry) => entry.item.id === id);
+      if (found === undefined) throw new CarkeyError('CK_PHONE_BAD_SHARE', `no mailbox item ${id} for this phone (expired or already accepted?); list them with \`carkey inbox\``);
+      if (found.error !== undefined) throw found.error;
+      chosen = [found];
+    } else {
+      const usable = entries.filter((entry) => entry.bundle !== undefined);
+      if (options.all === true) chosen = usable;
+      else if (usable.length <= 1) chosen = usable;
+      else throw new CarkeyError('CK_USAGE', `${usable.length} keys are waiting in the mailbox: give an ID (see \`carkey inbox\`) or --all`);
+      for (const entry of entries) if (entry.error !== undefined) ctx.output.warn(`skipping mailbox item ${entry.item.id}: ${entry.error.message}`);
+    }
+    if (chosen.length === 0) throw new CarkeyError('CK_PHONE_BAD_SHARE', entries.length === 0 ? 'the cloud mailbox is empty' : 'no usable key in the cloud mailbox (see `carkey inbox`)');
+    if (localName !== undefined && chosen.length > 1) throw new CarkeyError('CK_USAGE', '--name goes with one item; give its ID');
+    const accepted: Record<string, unknown>[] = [];
+    const lines: string[] = [];
+    for (const entry of chosen) {
+      if (entry.bundle === undefined) continue;
+      const stored = await storeShare(ctx, entry.bundle, localName);
+      let acknowledged = true;
+      try {
+        await acknowledge(deps, entry.item.id);
+      } catch (thrown) {
+        acknowledged = false;
+        ctx.output.warn(`stored, but mailbox item ${entry.item.id} was not acknowledged (${toCarkeyError(thrown).message}); it expires on its own`);
+      }
+      accepted.push({ ...stored.view, mailboxId: entry.item.id, acknowledged });
+      lines.push(stored.line);
+    }
+    ctx.output.result({ accepted }, lines);
+  });
+}
+
+async function syncCommand(ctx: Context, options: { vehicle?: string }): Promise<void> {
+  const choice = ctx.cloudChoice();
+  const records = options.vehicle === undefined ? ctx.store.listVehicles() : [ctx.store.selectVehicle(options.vehicle)];
+  const toPublish = records.filter((record) => record.owner && record.pending.length > 0);
+  await withCloud(ctx, async (deps, seed) => {
+    const reports: PublishReport[] = [];
+    const failures: { vehicle: string; error: CarkeyError }[] = [];
+    for (const record of toPublish) {
+      try {
+        reports.push(await publishPending(deps, record, seed));
+      } catch (thrown) {
+        const error = toCarkeyError(thrown);
+        if (isCloudTransient(error)) throw error;
+        ctx.output.warn(`${record.name}: ${error.message}`);
+        failures.push({ vehicle: record.name, error });
+      }
+    }
+    const inbox = (await readInbox(deps, seed)).map((entry) => inboxView(ctx, entry));
+    const first = failures[0];
+    if (first !== undefined) {
+      throw new CarkeyError(first.error.code, `${first.vehicle}: ${first.error.message} (the key list stays queued)`, { ...first.error.details, vehicle: first.vehicle });
+    }
+    const waiting = inbox.filter((view) => view.usable && view.share?.stored !== true).length;
+    ctx.output.result({ cloud: choice.url, vehicles: reports.map(publishView), inbox }, [
+      ...(reports.length === 0 ? ['no queued key lists to publish'] : reports.map(publishLine)),
+      inbox.length === 0 ? 'the cloud mailbox is empty' : `${inbox.length} item(s) in the cloud mailbox, ${waiting} not stored yet${waiting > 0 ? ' (`carkey inbox`, then `carkey accept --from-cloud`)' : ''}`,
+    ]);
+  });
+}
+
+interface RemoteOptions {
+  readonly vehicle?: string;
+  readonly pin?: string;
+  readonly wait?: number;
+  readonly expires?: number;
+}
+
+async function remoteCommand(ctx: Context, command: RemoteCommandName, options: RemoteOptions): Promise<void> {
+  if (options.pin !== undefined && command !== 'start') throw new CarkeyError('CK_USAGE', '--pin goes with `remote start`');
+  if (options.pin !== undefined && !PIN_PATTERN.test(options.pin)) throw new CarkeyError('CK_USAGE', '--pin must be 4 to 8 digits');
+  const choice = ctx.cloudChoice();
+  const record = ctx.store.selectVehicle(options.vehicle);
+  holdsKeyFor(ctx, command)(record);
+  const expiresInMs = (options.expires ?? DEFAULT_REMOTE_EXPIRY_MS / 1000) * 1000;
+  const waitMs = (options.wait ?? expiresInMs / 1000) * 1000;
+  const seed = await ctx.unlockSeed();
+  try {
+    const answer = await sendRemoteCommand(ctx.cloudDeps(choice, seed), seed, {
+      record,
+      command,
+      args: command === 'start' && options.pin !== undefined ? encodePin(options.pin) : new Uint8Array(0),
+      expiresInMs,
+      waitMs,
+    });
+    const payload = expectOk(answer.outcome, command);
+    const base = { vehicle: record.name, command, via: 'cloud', commandId: answer.commandId, carTime: isoTime(answer.carTime) };
+    if (command === 'status') {
+      const decoded = decodeStatus(payload);
+      if (!decoded.ok) throw new CarkeyError('CK_CLOUD_BAD_RESPONSE', `the car's status does not decode: ${decoded.error.message}`);
+      ctx.output.result({ ...base, status: statusView(decoded.value) }, [`${record.name} (through the cloud, as of ${base.carTime}):`, ...describeStatus(decoded.value).map((line) => `  ${line}`)]);
+      return;
+    }
+    const done = { unlock: 'unlocked', lock: 'locked', start: 'started', trunk: 'opened the trunk of' } as const;
+    ctx.output.result(base, `${done[command]} ${record.name} through the cloud (the car answered at ${base.carTime})`);
+  } finally {
+    seed.fill(0);
+  }
 }
 
 // --- the command table -----------------------------------------------------------
@@ -694,6 +1077,7 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
     .option('--hci-socket <path>', 'use an emulated controller (btvirt socket) instead of the kernel adapter (env CARKEY_HCI_SOCKET)')
     .option('--timeout <ms>', `scan/connect/answer timeout in ms (default ${DEFAULT_TIMEOUT_MS}; scan: ${DEFAULT_SCAN_MS})`, integerOption('--timeout', 100, 600_000))
     .option('--passphrase-file <file>', 'read the key passphrase from the first line of FILE (else env CARKEY_PASSPHRASE, else a prompt)')
+    .option('--cloud <url>', 'carkey-cloud for the cloud commands (env CARKEY_CLOUD, else `carkey cloud use URL`); Bluetooth commands never use it')
     .option('--json', 'print one JSON object on stdout (for scripts)')
     .option('--quiet', 'no progress messages on stderr')
     .showHelpAfterError('(add --help for usage)')
@@ -780,16 +1164,19 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
     .requiredOption('--to <key|file>', "the friend's public key (64 hex digits) or a file holding it (`carkey whoami --json` output)")
     .option('--permissions <list>', 'comma-separated subset of the role: unlock,lock,start,trunk,status,passive')
     .option('--out <file>', 'also write the share string to FILE')
+    .option('--via-cloud', "also post it to the friend's cloud mailbox, sealed to their key (they run `carkey accept --from-cloud`)")
     .addHelpText('after', example('$ carkey share --role guest --until +2d --to 3b6a27bc…e1 --out anna.carkey'))
     .action(async (options: ShareOptions, command: Command) => shareCommand(context(command), options));
 
   program
     .command('accept')
-    .description('store a key an owner shared with you (a carkey1:... string or a share file)')
-    .argument('<share>', 'the carkey1:... string or a file holding it')
+    .description('store a key an owner shared with you (a carkey1:... string or a share file, or from the cloud mailbox)')
+    .argument('[share]', 'the carkey1:... string or a file holding it; with --from-cloud: the mailbox item id (from `carkey inbox`)')
     .option('--name <name>', 'local name for the vehicle (default: the name in the share)')
-    .addHelpText('after', example('$ carkey accept anna.carkey --name "Bob\'s car"'))
-    .action(async (share: string, options: { name?: string }, command: Command) => acceptCommand(context(command), share, options));
+    .option('--from-cloud', 'take it from the cloud mailbox (the only usable item, the ID given, or --all), then acknowledge it there')
+    .option('--all', 'with --from-cloud: every usable item')
+    .addHelpText('after', `${example('$ carkey accept anna.carkey --name "Bob\'s car"')}  $ carkey accept --from-cloud 5d41402abc4b2a76b9719d911017c592\n`)
+    .action(async (share: string | undefined, options: AcceptOptions, command: Command) => acceptCommand(context(command), share, options));
 
   program
     .command('keys')
@@ -815,21 +1202,53 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
     .option('--verify', 'verify the whole chain (reads from the first entry)')
     .option('--from <seq>', 'first entry to read (default 1)', integerOption('--from', 1, Number.MAX_SAFE_INTEGER))
     .option('--limit <n>', 'read at most N entries', integerOption('--limit', 1, Number.MAX_SAFE_INTEGER))
-    .addHelpText('after', example('$ carkey audit --verify'))
-    .action(async (options: { vehicle?: string; verify?: boolean; from?: number; limit?: number }, command: Command) => auditCommand(context(command), options));
+    .option('--from-cloud', "read the copy the car uploaded to the cloud instead of the car itself (same verification, against the pinned car key)")
+    .addHelpText('after', `${example('$ carkey audit --verify')}  $ carkey audit --from-cloud --verify\n`)
+    .action(async (options: AuditOptions, command: Command) => auditCommand(context(command), options));
 
-  for (const name of ['sync', 'remote'] as const) {
-    program
-      .command(name)
-      .description(`(coming with carkey-cloud; not available in this version) ${name === 'sync' ? 'sync key lists and audit batches through the cloud' : 'send a command to the car through the cloud'}`)
-      .allowUnknownOption()
-      .allowExcessArguments()
-      .addHelpText('after', '\nNot implemented yet: exits with code 2. Every other command works over Bluetooth without any cloud.\n')
-      .action((_options: unknown, command: Command) => {
-        context(command);
-        cloudCommand(name);
-      });
-  }
+  const cloud = program.command('cloud').description('the optional cloud relay: choose it, check it, register a car with it');
+  cloud
+    .command('use')
+    .description('store the default cloud for this key store (HOME/cloud.json); --cloud and CARKEY_CLOUD override it')
+    .argument('[url]', 'the carkey-cloud base URL, http:// or https://')
+    .option('--clear', 'forget the stored default')
+    .addHelpText('after', example('$ carkey cloud use https://cloud.example.net'))
+    .action((url: string | undefined, options: { clear?: boolean }, command: Command) => cloudUseCommand(context(command), url, options));
+  cloud
+    .command('status')
+    .description('which cloud is configured (and from where), whether it answers, and how far this clock is from its clock')
+    .addHelpText('after', example('$ carkey cloud status --json'))
+    .action(async (_options: unknown, command: Command) => cloudStatusCommand(context(command)));
+  cloud
+    .command('register')
+    .description("owner, near the car: fetch the car-signed vehicle statement over Bluetooth, check it against the pinned car key, and register the car with the cloud; then publish queued key lists")
+    .option(...vehicleOption)
+    .addHelpText('after', example('$ carkey --cloud https://cloud.example.net cloud register --vehicle van'))
+    .action(async (options: { vehicle?: string }, command: Command) => cloudRegisterCommand(context(command), options));
+
+  program
+    .command('sync')
+    .description('through the cloud: publish queued key lists (revocations; rebased when the cloud holds a newer list) and read the mailbox')
+    .option(...vehicleOption)
+    .addHelpText('after', example('$ carkey sync --json'))
+    .action(async (options: { vehicle?: string }, command: Command) => syncCommand(context(command), options));
+
+  program
+    .command('inbox')
+    .description('keys shared with you through the cloud mailbox, opened and checked (accept them with `carkey accept --from-cloud`)')
+    .addHelpText('after', example('$ carkey inbox --json'))
+    .action(async (_options: unknown, command: Command) => inboxCommand(context(command)));
+
+  program
+    .command('remote')
+    .description('send a command to the car through the cloud, signed by this phone and sealed to the car; waits for the car-signed answer')
+    .addArgument(new Argument('<command>', 'what the car should do').choices(REMOTE_COMMAND_NAMES))
+    .option(...vehicleOption)
+    .option('--pin <pin>', 'the car PIN, for `remote start` when the car asks for one')
+    .option('--wait <s>', 'how long to wait for the answer, in seconds (default: until the command expires)', integerOption('--wait', 1, 600))
+    .option('--expires <s>', `how long the car may still act on the command, in seconds (default ${DEFAULT_REMOTE_EXPIRY_MS / 1000})`, integerOption('--expires', 10, 600))
+    .addHelpText('after', `${example('$ carkey remote lock --vehicle van')}  $ carkey remote status --json\nThe car decides with its own policy (remote unlock, start and trunk are off unless its owner enabled them).\n`)
+    .action(async (name: RemoteCommandName, options: RemoteOptions, command: Command) => remoteCommand(context(command), name, options));
 
   configureSubcommands(program, io);
   return program;

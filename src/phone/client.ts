@@ -155,7 +155,8 @@ function unwrap<T>(result: Result<T>): T {
   return result.value;
 }
 
-function failureReason(payload: Uint8Array): string {
+/** The reason text of a failed RESULT (or remote result), printable and bounded. */
+export function failureReason(payload: Uint8Array): string {
   if (payload.length === 0) return 'no reason given';
   try {
     // eslint-disable-next-line no-control-regex

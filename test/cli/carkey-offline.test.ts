@@ -205,8 +205,11 @@ describe('carkey (offline commands)', () => {
       [['pair'], 2, 'CK_USAGE'],
       [['unlock', '--vehicle', 'bus'], 4, 'CK_PHONE_NOT_PAIRED'],
       [['audit', '--verify', '--from', '5'], 2, 'CK_USAGE'],
-      [['sync'], 2, 'CK_PHONE_CLOUD_UNAVAILABLE'],
-      [['remote', 'unlock'], 2, 'CK_PHONE_CLOUD_UNAVAILABLE'],
+      // no cloud configured (no --cloud, no CARKEY_CLOUD, nothing stored): a usage error with a hint
+      [['sync'], 2, 'CK_USAGE'],
+      [['remote', 'unlock'], 2, 'CK_USAGE'],
+      [['remote', 'honk'], 2, 'CK_USAGE'],
+      [['--cloud', 'ftp://x', 'inbox'], 2, 'CK_USAGE'],
       [['--transport', 'sim', '--radio', join(dir, 'none.sock'), 'unlock'], 6, 'CK_TRANSPORT_RADIO_UNAVAILABLE'],
     ];
     for (const [args, code, errorCode] of cases) {
