@@ -16,7 +16,7 @@ import { Permission } from '../../src/core/roles.js';
 import { decodeShare } from '../../src/phone/share.js';
 import { hardwareCtl, runCli, startDaemonProcess, startRig, stopProgram, stopRig, type CarRig, type CliResult } from '../../firmware-sim/rig.js';
 import { rawRequest } from '../helpers/raw-phone.js';
-import { setLinkProfile } from '../../src/transport/sim.js';
+import { createSimCentral, setLinkProfile } from '../../src/transport/sim.js';
 
 const crypto = createCrypto('node');
 let rig: CarRig;
@@ -53,6 +53,19 @@ describe('carkey end to end over the simulated radio', () => {
 
   afterAll(async () => {
     await stopRig(rig);
+  });
+
+  it('caps the ATT MTU at 256 on the sim radio too (a phone asking for 517 gets 256; protocol.md §4)', async () => {
+    const central = createSimCentral({ socketPath: rig.radio, name: 'mtu-probe' });
+    try {
+      const { match } = await central.scan({ timeoutMs: 5000, accept: (d) => d.address === 'Test-Car' });
+      if (match === undefined) throw new Error('the car is not advertising');
+      const link = await central.connect(match, { timeoutMs: 5000, mtu: 517 });
+      expect(link.mtu()).toBe(256);
+      await link.disconnect();
+    } finally {
+      await central.close();
+    }
   });
 
   it('refuses to pair while the car is not in pairing mode', async () => {
@@ -92,6 +105,13 @@ describe('carkey end to end over the simulated radio', () => {
     const near = await carkey('owner', 'unlock', '--walk-up');
     expect(near.code, near.stderr).toBe(0);
     expect(Object.values((await hwState()).locks)).toEqual(['unlocked', 'unlocked', 'unlocked', 'unlocked']);
+    // The threshold is inclusive (protocol.md §7): RSSI -60 with passiveEnterRssi -60 is near, -61 is not.
+    await carkey('owner', 'lock');
+    await setLinkProfile(rig.radio, { peripheral: 'Test-Car', rssi: 'fixed:-61' });
+    expect((await carkey('owner', 'unlock', '--walk-up')).code).toBe(ExitCode.denied);
+    await setLinkProfile(rig.radio, { peripheral: 'Test-Car', rssi: 'fixed:-60' });
+    const atThreshold = await carkey('owner', 'unlock', '--walk-up');
+    expect(atThreshold.code, atThreshold.stderr).toBe(0);
     await setLinkProfile(rig.radio, { peripheral: 'Test-Car', rssi: 'fixed:-60' });
   });
 
