@@ -56,6 +56,17 @@ export function documentDigest(crypto: Crypto, bytes: Uint8Array): string {
  * `refusedBefore`: digest of the last document refused (not audited again).
  */
 export function applyCloudKeyList(context: KeyListSyncContext, bytes: Uint8Array, refusedBefore: string | undefined): KeyListOutcome {
+  try {
+    return apply(context, bytes, refusedBefore);
+  } catch (error) {
+    // e.g. the store's version state unreadable (I/O error): nothing was installed
+    const failure = toCarkeyError(error);
+    context.logger.warn({ errorCode: failure.code }, 'could not check the key list from the cloud; will try again');
+    return { kind: 'failed', code: failure.code };
+  }
+}
+
+function apply(context: KeyListSyncContext, bytes: Uint8Array, refusedBefore: string | undefined): KeyListOutcome {
   const current = context.currentKeyList();
   if (current !== undefined && equalBytes(current.bytes, bytes)) return { kind: 'unchanged' };
   const decoded = decodeKeyList(bytes);
