@@ -1,5 +1,9 @@
 #!/usr/bin/env node
-// The optional cloud sync service is not built yet; the name is reserved.
-// carkey never needs it: the car decides locally (see README.md).
-console.error('carkey-cloud: not implemented yet (the cloud is an optional sync path; cars and phones work without it)');
-process.exit(1);
+// Thin launcher: the compiled entry point lives in dist/ (run `npm run build`).
+import('../dist/src/cli/carkey-cloud.js').catch((error) => {
+  if (error && error.code === 'ERR_MODULE_NOT_FOUND') {
+    console.error('carkey-cloud: not built yet; run `npm run build` (or scripts/install.sh) first');
+    process.exit(1);
+  }
+  throw error;
+});
