@@ -65,7 +65,8 @@ export class TrustedClock {
   private readonly policy: Required<TrustedClockOptions>;
 
   /**
-   * Boot: anchor at the persisted floor; the system clock is then taken
+   * Boot: anchor at the persisted floor (at the system clock when the floor
+   * is 0, i.e. the car never knew the time); the system clock is then taken
    * within the jump budget like any other reading.
    */
   constructor(floorMs: number, systemMs: number, monoMs: number, options: TrustedClockOptions = {}) {
@@ -73,6 +74,9 @@ export class TrustedClock {
     this.anchorMs = isTime(floorMs) ? floorMs : 0;
     this.anchorMono = monoMs;
     this.budgetMs = this.policy.jumpBudgetMs;
+    // A car that never knew the time (floor 0: first boot) has nothing to
+    // contradict its system clock with: take it as the first anchor.
+    if (this.anchorMs === 0 && isTime(systemMs)) this.anchorMs = systemMs;
     this.observe(systemMs, monoMs);
   }
 

@@ -154,6 +154,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       logger.info({ version: list.version, owners: list.owners.length }, 'key list updated');
       // Revocations take effect on open sessions at once, not at their next command.
       for (const link of links) guarded(logger, 'revalidate on key-list change', () => link.revalidate(), boundary)();
+      // A pairing re-anchors the trusted clock (and a list can lift it): advertise the id for the new time now.
+      refreshAdvertising();
     };
 
     const applyPairing = (actions: PairingAction[]): void => {

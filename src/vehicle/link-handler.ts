@@ -445,7 +445,7 @@ export class LinkHandler {
     const keyId = keyIdOf(deps.crypto, event.peerKey);
     if (!accepted.ok || !containsKey(accepted.value.owners, event.peerKey)) {
       const error = accepted.ok ? new CarkeyError('CK_KEYLIST_NOT_OWNER', 'the pairing phone must be an owner in its key list') : accepted.error;
-      deps.store.appendAudit('pairing', { result: 'refused', key: keyId, reason: error.code });
+      deps.audit.append('pairing', { result: 'refused', key: keyId, reason: error.code });
       await this.send(this.session.finishPairing({ accepted: false, error }));
       await this.drop('pairing refused');
       return;
@@ -454,7 +454,7 @@ export class LinkHandler {
     deps.show([`Code ${this.pairingCode ?? '??????'} ${keyId.slice(0, 8)}`.slice(0, 20), 'Hold button to OK']);
     const confirmed = await deps.pairing.awaitConfirmation(deps.monotonic());
     if (!confirmed || this.stateValue === 'closed') {
-      deps.store.appendAudit('pairing', { result: 'not-confirmed', key: keyId });
+      deps.audit.append('pairing', { result: 'not-confirmed', key: keyId });
       deps.show(['Pairing cancelled']);
       if (this.stateValue !== 'closed') await this.send(this.session.finishPairing({ accepted: false, error: new CarkeyError('CK_PROTO_PAIRING_NOT_CONFIRMED') }));
       await this.drop('pairing not confirmed');

@@ -108,6 +108,11 @@ describe('TrustedClock', () => {
     });
   }
 
+  it('a car that never knew the time (floor 0) takes its system clock at first boot; a known floor does not', () => {
+    expect(new TrustedClock(0, T0, 0).now(T0, 0)).toBe(T0);
+    expect(new TrustedClock(T0 - 5 * YEAR, T0, 0).now(T0, 0)).toBe(T0 - 5 * YEAR);
+  });
+
   it('the jump budget is spent: two jumps of 20 days are not both followed', () => {
     const clock = new TrustedClock(T0, T0, 0);
     expect(clock.now(T0 + 20 * DAY_MS, 0)).toBe(T0 + 20 * DAY_MS);
