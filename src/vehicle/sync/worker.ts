@@ -239,6 +239,7 @@ export class SyncWorker {
     const subscription = this.subscription;
     await Promise.race([Promise.allSettled([...this.loops, subscription?.close()]), bound]);
     if (timer !== undefined) clearTimeout(timer);
+    this.metrics.unregister();
     try {
       this.syncDb?.close();
     } catch (error) {

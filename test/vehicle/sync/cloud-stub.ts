@@ -47,6 +47,8 @@ export class CloudStub {
   readonly commands = new Map<string, StoredCommand>();
   readonly audit = new Map<string, Map<number, { hash: string; entry: unknown }>>();
   readonly resultPuts = new Map<string, number>();
+  /** the seqs of every audit page posted, in order */
+  readonly auditPosts: number[][] = [];
   readonly statements: { vehicle: string; epoch: number; version: number }[] = [];
   private server: Server | undefined;
   private readonly sockets = new Set<Socket>();
@@ -209,6 +211,7 @@ export class CloudStub {
       const log = this.audit.get(vehicle) ?? new Map<number, { hash: string; entry: unknown }>();
       this.audit.set(vehicle, log);
       let stored = 0;
+      this.auditPosts.push((entries as { seq: number }[]).map((e) => e.seq));
       for (const entry of entries as { seq: number; hash: string }[]) {
         const have = log.get(entry.seq);
         if (have !== undefined && have.hash !== entry.hash) return refuse(409, 'CK_CLOUD_CONFLICT');
