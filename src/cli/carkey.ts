@@ -45,6 +45,7 @@ import { writeFileAtomic } from '../phone/private-files.js';
 import { decodeShare, encodeShare, MAX_SHARE_TEXT, type ShareBundle } from '../phone/share.js';
 import { DEFAULT_ADAPTER, DEFAULT_RADIO_SOCKET, isTransportKind, openCentral, TRANSPORT_KINDS, type TransportKind } from '../phone/transports.js';
 import { checkName, isValidName, MAX_ISSUED_GRANTS, uniqueName, type VehicleRecord } from '../phone/vehicle-record.js';
+import { webCommand, type WebCommandOptions } from '../web/server/command.js';
 import { COMMON_HINTS, configureCommander, configureSubcommands, integerOption, isoTime, Output, parseTimeArgument, processIo, promptLine, runProgram, type CliIo, type Hints } from './common.js';
 
 const PROGRAM = 'carkey';
@@ -1205,6 +1206,14 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
     .option('--from-cloud', "read the copy the car uploaded to the cloud instead of the car itself (same verification, against the pinned car key)")
     .addHelpText('after', `${example('$ carkey audit --verify')}  $ carkey audit --from-cloud --verify\n`)
     .action(async (options: AuditOptions, command: Command) => auditCommand(context(command), options));
+
+  program
+    .command('web')
+    .description('serve the carkey web app (the phone key in a browser) on localhost; with --radio SOCKET also a bridge to the simulated radio')
+    .option('--port <n>', 'port (default 8080; 0 picks a free one)', integerOption('--port', 0, 65535))
+    .option('--host <address>', 'address to listen on (default 127.0.0.1: browsers treat localhost as a secure context)')
+    .addHelpText('after', example('$ carkey web --port 8080'))
+    .action(async (options: WebCommandOptions, command: Command) => webCommand(context(command).output, options, globalOptions(command).radio));
 
   const cloud = program.command('cloud').description('the optional cloud relay: choose it, check it, register a car with it');
   cloud
