@@ -137,6 +137,8 @@ type Op = 'register' | 'key-list' | 'commands' | 'result' | 'audit' | 'time';
 const OUTAGE: ReadonlySet<ErrorCode> = new Set(['CK_CLOUD_UNAVAILABLE', 'CK_CLOUD_TIMEOUT', 'CK_CLOUD_SERVER_ERROR', 'CK_CLOUD_BAD_RESPONSE', 'CK_CLOUD_STORE', 'CK_CLOUD_RATE_LIMITED']);
 /** A result the cloud refuses for these will never be taken: stop retrying it. */
 const UNDELIVERABLE: ReadonlySet<ErrorCode> = new Set(['CK_CLOUD_BAD_REQUEST', 'CK_CLOUD_CONFLICT']);
+/** A result refused with 403 this many times (re-registering in between) is dropped. */
+const FORBIDDEN_ATTEMPTS = 3;
 
 function etagOf(list: KeyList | undefined): string | undefined {
   return list === undefined ? undefined : `"${list.epoch}.${list.version}"`;
@@ -345,6 +347,14 @@ export class SyncWorker {
     }
   }
 
+  private uploadedSeqOr(db: SyncDb, fallback: number): number {
+    try {
+      return db.uploadedSeq();
+    } catch {
+      return fallback;
+    }
+  }
+
   private keyListContext(): KeyListSyncContext {
     const deps = this.deps;
     return {
@@ -486,6 +496,8 @@ export class SyncWorker {
 
   private async keyListLoop(): Promise<void> {
     const backoff = this.backoff();
+    // After a refused list: ask again (unconditionally) later, so a cloud that stops tampering is heard, never spun on.
+    const refusals = this.backoff();
     const mode = this.deps.cloud.mode;
     let first = true;
     while (!this.stopped) {
@@ -501,7 +513,11 @@ export class SyncWorker {
           this.client.getKeyList(this.deps.vehicleId, { ...(etag === undefined ? {} : { etag }), ...(longPoll ? { waitS: this.deps.cloud.longPollSeconds } : {}), signal }),
         );
         backoff.reset();
-        if (answer !== 'unchanged') this.onKeyList(answer.keyList, answer.etag, answer.epoch, answer.version);
+        if (answer !== 'unchanged' && this.onKeyList(answer.keyList, answer.etag, answer.epoch, answer.version) === 'refused') {
+          await this.pause(refusals.next(), this.wake.keyList);
+          continue;
+        }
+        refusals.reset();
       } catch (thrown) {
         await this.afterFailure(toCarkeyError(thrown), backoff);
         continue;
@@ -510,7 +526,8 @@ export class SyncWorker {
     }
   }
 
-  private onKeyList(bytes: Uint8Array, etag: string, epoch: number, version: number): void {
+  /** Apply a list the cloud sent; 'refused' when the car would not take it. */
+  private onKeyList(bytes: Uint8Array, etag: string, epoch: number, version: number): 'ok' | 'refused' {
     const outcome = applyCloudKeyList(this.keyListContext(), bytes, this.refusedDigest);
     const safeEtag = /^"?[0-9]{1,10}\.[0-9]{1,10}"?$/.test(etag) ? etag : `"${epoch}.${version}"`;
     switch (outcome.kind) {
@@ -518,14 +535,15 @@ export class SyncWorker {
         this.metrics.keyLists.inc({ outcome: 'installed', reason: 'none' });
         this.etag = safeEtag;
         this.keyListChanged();
-        break;
+        return 'ok';
       case 'unchanged':
         this.metrics.keyLists.inc({ outcome: 'unchanged', reason: 'none' });
         this.etag = safeEtag;
-        break;
+        return 'ok';
       case 'refused': {
         this.metrics.keyLists.inc({ outcome: 'refused', reason: outcome.code });
-        this.etag = safeEtag;
+        // Keep asking with the car's own state, not the refused document's ETag.
+        this.etag = etagOf(this.deps.keyList());
         if (outcome.audited) {
           this.refusedDigest = outcome.digest;
           try {
@@ -537,7 +555,7 @@ export class SyncWorker {
         // A cloud behind the car (it lost a change, or the car got a list over BLE): move it forward.
         const current = this.deps.keyList();
         if (current !== undefined && (epoch < current.epoch || (epoch === current.epoch && version < current.version))) this.keyListChanged();
-        break;
+        return 'refused';
       }
       case 'failed':
         this.metrics.keyLists.inc({ outcome: 'failed', reason: outcome.code });
@@ -611,7 +629,9 @@ export class SyncWorker {
             this.metrics.resultsDelivered.inc();
           } catch (thrown) {
             const error = toCarkeyError(thrown);
-            if (!UNDELIVERABLE.has(error.code)) {
+            // 403 after re-registering: the cloud no longer holds the command (purged); retrying cannot help.
+            const gone = error.code === 'CK_CLOUD_FORBIDDEN' && entry.attempts + 1 >= FORBIDDEN_ATTEMPTS;
+            if (!UNDELIVERABLE.has(error.code) && !gone) {
               db.noteAttempt(entry.commandId);
               throw error;
             }
@@ -649,6 +669,18 @@ export class SyncWorker {
         backoff.reset();
       } catch (thrown) {
         const error = toCarkeyError(thrown);
+        // The cloud holds less than the cursor says (its database was restored or reset): send again from where it stands.
+        const expected = error.details?.expectedSeq;
+        if (error.code === 'CK_CLOUD_CONFLICT' && typeof expected === 'number' && Number.isSafeInteger(expected) && expected >= 1 && expected - 1 < this.uploadedSeqOr(db, 0)) {
+          this.log.warn({ cursor: this.uploadedSeqOr(db, 0), cloudNext: expected }, 'the cloud lost audit entries; uploading again from where it stands');
+          try {
+            db.setUploadedSeq(expected - 1);
+            first = true;
+            continue;
+          } catch (writeError) {
+            this.log.warn({ errorCode: toCarkeyError(writeError).code }, 'could not rewind the audit cursor');
+          }
+        }
         if (error.code !== 'CK_SYNC_CIRCUIT_OPEN') this.log.warn({ errorCode: error.code }, 'audit upload failed; trying again later');
         await this.afterFailure(error, backoff);
         first = true; // retry after the backoff, not after a whole interval

@@ -212,6 +212,9 @@ export class CloudStub {
       this.audit.set(vehicle, log);
       let stored = 0;
       this.auditPosts.push((entries as { seq: number }[]).map((e) => e.seq));
+      const head = Math.max(0, ...log.keys());
+      const firstSeq = (entries[0] as { seq?: number } | undefined)?.seq ?? 0;
+      if (firstSeq > head + 1) return send(409, { error: { code: 'CK_CLOUD_CONFLICT', message: 'gap', details: { reason: 'CK_AUDIT_CHAIN_BROKEN', expectedSeq: head + 1, foundSeq: firstSeq } } });
       for (const entry of entries as { seq: number; hash: string }[]) {
         const have = log.get(entry.seq);
         if (have !== undefined && have.hash !== entry.hash) return refuse(409, 'CK_CLOUD_CONFLICT');

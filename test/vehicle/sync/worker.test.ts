@@ -124,6 +124,9 @@ describe('sync worker', () => {
     expect(c.store.readAudit().filter((e) => e.kind === 'sync')).toHaveLength(1);
     expect(c.store.keyListVersion()).toBe(1);
     expect(c.changes).toEqual([]);
+    // The cloud stops lying (same ETag as the forgery, genuine bytes): the car hears it on its next try.
+    stub.serveKeyList(id(c), nextList(c).bytes, '"0.7"');
+    await until(() => c.store.keyListVersion() === 2, 'the genuine list is installed');
   });
 
   it('remote lock: fetched, executed, the car-signed result reaches the cloud and verifies for the phone', async () => {
@@ -195,6 +198,19 @@ describe('sync worker', () => {
     await until(() => (stub.audit.get(id(c))?.size ?? 0) >= before + 3, 'the new entries are uploaded');
     // After the restart only entries past the saved cursor were sent.
     expect(stub.auditPosts.slice(posts).flat().every((seq) => seq > before)).toBe(true);
+  });
+
+  it('a cloud that lost audit entries gets them again from where it stands', async () => {
+    car = openCar();
+    const c = car;
+    for (let i = 0; i < 20; i++) c.audit.append('sync', { what: 'filler', i });
+    start(c, { auditUploadIntervalMs: 100 });
+    await until(() => (stub.audit.get(id(c))?.size ?? 0) >= 20, 'uploaded');
+    stub.audit.delete(id(c)); // the cloud's database was restored from an old backup
+    c.audit.append('sync', { what: 'one more' });
+    const last = c.store.lastAuditSeq();
+    await until(() => (stub.audit.get(id(c))?.size ?? 0) >= last, 'uploaded again from seq 1');
+    expect(Math.min(...(stub.audit.get(id(c))?.keys() ?? []))).toBe(1);
   });
 
   it('a cloud answering 500 opens the circuit (few requests), and the worker recovers when it is back', async () => {
