@@ -71,8 +71,6 @@ export interface ClientDeps {
   /** wall clock (ms since the Unix epoch): advertising-id epochs, key-list timestamps */
   readonly clock: Clock;
   readonly sleep: (ms: number) => Promise<void>;
-  /** monotonic ms (default performance.now): how long an unmatched advertiser has been seen */
-  readonly monotonic?: () => number;
   /** opens the radio; called once per operation, closed at its end */
   readonly openTransport: () => Promise<CentralTransport>;
   readonly store: VehicleStore;
@@ -476,21 +474,34 @@ export class CarkeyClient {
    */
   private async openCarLink(transport: CentralTransport, attempt: number, record: VehicleRecord, tried: ReadonlySet<string>): Promise<{ link: Link; matched: boolean; address: string }> {
     const { crypto, clock } = this.deps;
-    const monotonic = this.deps.monotonic ?? (() => performance.now());
-    const firstSeen = new Map<string, number>();
+    const { scanMs, connectMs, answerMs } = this.timeouts;
     const matches = (discovery: Discovery): boolean => {
       const data = decodeServiceData(discovery.serviceData);
       return data !== undefined && matchesAdvertisingId(crypto, record.advSecret, data.advId, clock(), PHONE_BEHIND_EPOCHS);
     };
-    const { link, discovery } = await this.scanAndConnect(transport, attempt, `"${record.name}"`, (candidate) => {
-      if (matches(candidate)) return true;
-      if (tried.has(candidate.address) || decodeServiceData(candidate.serviceData) === undefined) return false;
-      const now = monotonic();
-      const since = firstSeen.get(candidate.address);
-      if (since === undefined) firstSeen.set(candidate.address, now);
-      return since !== undefined && now - since >= SIGNATURE_FALLBACK_AFTER_MS;
-    });
-    return { link, matched: matches(discovery), address: discovery.address };
+    const untried = (discovery: Discovery): boolean => !tried.has(discovery.address) && decodeServiceData(discovery.serviceData) !== undefined;
+    const target = `"${record.name}"`;
+    this.progress({ kind: 'scanning', target, timeoutMs: scanMs });
+    // First look for the rotating id; a car whose clock is far off advertises another one, so
+    // after SIGNATURE_FALLBACK_AFTER_MS take an unmatched carkey advertiser (some stacks report
+    // an advertiser once per scan, so the candidate comes from what the first scan saw).
+    const firstMs = Math.min(scanMs, SIGNATURE_FALLBACK_AFTER_MS);
+    const first = await transport.scan({ timeoutMs: firstMs, accept: matches });
+    let chosen = first.match ?? first.seen.find(untried);
+    let seen = first.seen.length;
+    if (chosen === undefined && scanMs > firstMs) {
+      const rest = await transport.scan({ timeoutMs: scanMs - firstMs, accept: (discovery) => matches(discovery) || untried(discovery) });
+      chosen = rest.match;
+      seen = Math.max(seen, rest.seen.length);
+    }
+    if (chosen === undefined) {
+      const detail = seen === 0 ? `no carkey car seen within ${scanMs} ms` : `${seen} carkey car(s) seen, none is ${target} (none answered with its signature)`;
+      throw new CarkeyError('CK_TRANSPORT_NOT_FOUND', detail);
+    }
+    this.progress({ kind: 'found', address: chosen.address, rssi: chosen.rssi });
+    this.progress({ kind: 'connecting', address: chosen.address, attempt });
+    const link = await transport.connect(chosen, { timeoutMs: connectMs });
+    return { link: new Link(link, new MessageChannel(centralChunks(link)), answerMs), matched: matches(chosen), address: chosen.address };
   }
 
   private async scanAndConnect(transport: CentralTransport, attempt: number, target: string, accept: (discovery: Discovery) => boolean): Promise<{ link: Link; discovery: Discovery }> {

@@ -262,7 +262,8 @@ describe('CarkeyClient over the simulated radio', () => {
     expect(owner.sleeps).toEqual([10]);
     expect(owner.events.some((event) => event.kind === 'retrying' && event.attempt === 2)).toBe(true);
 
-    const unknown = { ...record, advSecret: new Uint8Array(32).fill(1) };
+    // Another car's record: its rotating id does not match, and the car nearby does not sign with its key.
+    const unknown = { ...record, advSecret: new Uint8Array(32).fill(1), carIdentityKey: owner.publicKey };
     const missing = await owner.client({ scanMs: 300 }).connect(unknown, owner.seed).catch((error: unknown) => error);
     expect((missing as CarkeyError).code).toBe('CK_TRANSPORT_NOT_FOUND');
     expect(owner.sleeps).toEqual([10]);
