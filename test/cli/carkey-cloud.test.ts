@@ -15,7 +15,7 @@
  */
 import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { hardwareCtl, startDaemonProcess, startProgram, startRig, stopProgram, stopRig, type CarRig, type Started } from '../../firmware-sim/rig.js';
@@ -25,6 +25,7 @@ let rig: CarRig;
 let cloudProc: Started | undefined;
 let cloudUrl = '';
 let friendKey = '';
+const FAKETIME_LIB = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/aarch64-linux-gnu/faketime/libfaketime.so.1'].find((path) => existsSync(path));
 
 /** `carkey --json ARGS` as HOME. */
 function carkey(home: string, ...args: string[]): Promise<CarkeyRun> {
@@ -88,7 +89,7 @@ describe('carkey through carkey-cloud (real processes)', () => {
   beforeAll(async () => {
     requireBuiltCarkey();
     rig = await startRig({ config: { auditCheckpointEvery: 4 } });
-    cloudProc = await startProgram('src/cli/carkey-cloud.js', ['serve', '--port', '0', '--host', '127.0.0.1', '--data', join(rig.dir, 'cloud-data'), '--log-level', 'warn'], { env: { DATABASE_URL: '' } });
+    cloudProc = await startProgram('src/cli/carkey-cloud.js', ['serve', '--port', '0', '--host', '127.0.0.1', '--data', join(rig.dir, 'cloud-data'), '--log-level', 'warn', '--faults'], { env: { DATABASE_URL: '' } });
     cloudUrl = String(cloudProc.ready.url);
     await startDaemonProcess(rig);
     for (const home of ['owner', 'friend']) ok(await carkey(home, 'keygen'));
@@ -216,6 +217,40 @@ describe('carkey through carkey-cloud (real processes)', () => {
     expect(errorOf(friend).code).toBe('CK_PHONE_NOT_OWNER');
   });
 
+  it('cloud failures and refusals exit with their codes and a next: hint; Bluetooth is unaffected', async () => {
+    const fault = async (route: string, mode: string): Promise<void> => {
+      const response = await fetch(`${cloudUrl}/_faults`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ route, mode }) });
+      expect(response.status).toBe(200);
+    };
+    try {
+      await fault('mailbox', '500');
+      let run = await carkey('friend', 'inbox');
+      expect(run.code).toBe(6);
+      expect(errorOf(run)).toMatchObject({ code: 'CK_CLOUD_SERVER_ERROR', hint: expect.stringContaining('problem of its own') as unknown });
+      await fault('mailbox', 'malformed');
+      run = await carkey('friend', 'inbox');
+      expect(run.code).toBe(6);
+      expect(errorOf(run)).toMatchObject({ code: 'CK_CLOUD_BAD_RESPONSE', hint: expect.stringContaining('nothing from that answer was used') as unknown });
+      await fault('mailbox', 'off');
+      await fault('*', 'hang');
+      const started = performance.now();
+      run = await carkey('friend', '--timeout', '1000', 'inbox');
+      expect(run.code, run.stdout).toBe(5);
+      expect(errorOf(run)).toMatchObject({ code: 'CK_CLOUD_TIMEOUT', hint: expect.stringContaining('did not answer in time') as unknown });
+      expect(performance.now() - started).toBeLessThan(10_000);
+      // Every route of the cloud hangs, and the car itself syncs with it: Bluetooth does not care.
+      ok(await carkey('owner', 'unlock'));
+      ok(await carkey('owner', 'lock'));
+    } finally {
+      await fault('*', 'off');
+    }
+    if (FAKETIME_LIB !== undefined) {
+      const skewed = await runCarkey(['--home', join(rig.dir, 'friend'), '--json', 'inbox'], { LD_PRELOAD: FAKETIME_LIB, FAKETIME: '+10m', FAKETIME_DONT_FAKE_MONOTONIC: '1' });
+      expect(skewed.code, skewed.stderr).toBe(3);
+      expect(errorOf(skewed)).toMatchObject({ code: 'CK_CLOUD_AUTH_STALE', hint: expect.stringContaining('clock') as unknown });
+    }
+  });
+
   it('never contacts the cloud for Bluetooth commands: a hanging cloud costs `unlock` nothing', async () => {
     const sockets = new Set<Socket>();
     let connections = 0;
@@ -264,8 +299,15 @@ describe('carkey through carkey-cloud (real processes)', () => {
     }
   }, 120_000);
 
-  it('with the cloud stopped, cloud commands exit 6 and say so; Bluetooth commands still work', async () => {
+  it('a car that is offline: the remote command times out naming its expiry; with the cloud stopped, cloud commands exit 6 and Bluetooth still works', async () => {
+    await stopProgram(rig.daemon);
+    const offline = await carkey('owner', 'remote', 'lock', '--wait', '2', '--expires', '10');
+    expect(offline.code, offline.stderr).toBe(5);
+    expect(errorOf(offline)).toMatchObject({ code: 'CK_CLOUD_TIMEOUT', details: { expiresAt: expect.any(String) as unknown }, hint: expect.stringContaining('the car may be offline') as unknown });
+    expect(String(errorOf(offline).hint)).toContain(String((errorOf(offline).details as Record<string, unknown>).expiresAt));
+
     expect(await stopProgram(cloudProc)).toBe(0);
+    await startDaemonProcess(rig);
     for (const args of [['sync'], ['inbox'], ['remote', 'lock', '--wait', '5'], ['audit', '--from-cloud'], ['cloud', 'status']]) {
       const run = await carkey('owner', ...args, '--json');
       expect(run.code, `${args.join(' ')}\n${run.stderr}`).toBe(6);
