@@ -197,7 +197,8 @@ describe('unlock exchange: every bit flip of every message is rejected', () => {
         const car = carBeforeUnlock(world, options, messages, name);
         const event = car.handle(bytes, { ...context, now: requestTime(context, options) });
         if (event.kind !== 'refuse') return ACCEPTED;
-        return carRefused(name, event, phoneAt(name === 'REQUEST' ? 'RESULT' : 'COMMAND_RESULT').onResult(event.reply));
+        // The car's REFUSE is a genuine, final answer: it ends the phone's session, so it goes to a fresh phone.
+        return carRefused(name, event, phoneBeforeUnlock(world, options, messages, name === 'REQUEST' ? 'RESULT' : 'COMMAND_RESULT').onResult(event.reply));
       }
       case 'RESULT':
       case 'COMMAND_RESULT':
