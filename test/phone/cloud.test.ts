@@ -376,6 +376,24 @@ describe('remote commands', () => {
     expect(lines.filter((line) => line.includes('asking again'))).toHaveLength(2);
   });
 
+  it('asks for the result at most once a second from a cloud that does not hold the long-poll', async () => {
+    let reads = 0;
+    const impatient: typeof fetch = (input, init) => {
+      const url = typeof input === 'string' ? input : input instanceof URL ? input.href : input.url;
+      if (url.includes('/result')) {
+        reads++;
+        return Promise.resolve(new Response(null, { status: 204 }));
+      }
+      return fetch(input, init);
+    };
+    const client = new CloudClient({ baseUrl: cloud.url, crypto, random, clock: () => Date.now(), seed: () => owner.seed, timeoutMs: 3000, fetch: impatient });
+    const error = await errorOf(sendRemoteCommand({ ...deps(owner), client }, owner.seed, request(record(owner), 'lock', { waitMs: 2500 })));
+    expect(error.code).toBe('CK_CLOUD_TIMEOUT');
+    expect(reads).toBeGreaterThanOrEqual(2);
+    expect(reads).toBeLessThanOrEqual(4);
+    await standIn.answerOnce(() => ({ status: 0, category: 0 }), { waitS: 1 });
+  });
+
   it('a car that never answers is CK_CLOUD_TIMEOUT within the wait, naming the expiry', async () => {
     const started = Date.now();
     const error = await errorOf(sendRemoteCommand(deps(owner), owner.seed, request(record(owner), 'lock', { waitMs: 1500 })));

@@ -39,6 +39,8 @@ export const DEFAULT_REMOTE_EXPIRY_MS = 2 * 60_000;
 const POLL_SLICE_S = 25;
 const RETRY_FIRST_MS = 500;
 const RETRY_MAX_MS = 5000;
+/** At most one result read per this long, whatever the cloud does with the long-poll. */
+const MIN_POLL_MS = 1000;
 
 export function isRemoteCommandName(value: string): value is RemoteCommandName {
   return (REMOTE_COMMAND_NAMES as readonly string[]).includes(value);
@@ -119,9 +121,12 @@ export async function sendRemoteCommand(deps: PhoneCloudDeps, seed: Uint8Array, 
       );
     }
     deps.progress?.(`waiting for the car… (up to ${Math.ceil(remaining / 1000)} s more)`);
+    const asked = clock();
     try {
       sealedResult = await client.getResult(record.vehicleId, commandId, { waitS: Math.max(1, Math.min(POLL_SLICE_S, Math.ceil(remaining / 1000))) });
       retryMs = RETRY_FIRST_MS;
+      // A cloud that does not hold the long-poll is not asked in a tight loop.
+      if (sealedResult === undefined && clock() - asked < MIN_POLL_MS) await deps.sleep(Math.min(MIN_POLL_MS, Math.max(0, deadline - clock())));
     } catch (thrown) {
       const error = toCarkeyError(thrown);
       if (!isCloudTransient(error)) throw error;
