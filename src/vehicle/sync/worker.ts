@@ -513,11 +513,14 @@ export class SyncWorker {
           this.client.getKeyList(this.deps.vehicleId, { ...(etag === undefined ? {} : { etag }), ...(longPoll ? { waitS: this.deps.cloud.longPollSeconds } : {}), signal }),
         );
         backoff.reset();
-        if (answer !== 'unchanged' && this.onKeyList(answer.keyList, answer.etag, answer.epoch, answer.version) === 'refused') {
+        const outcome = answer === 'unchanged' ? 'ok' : this.onKeyList(answer.keyList, answer.etag, answer.epoch, answer.version);
+        if (outcome === 'refused') {
           await this.pause(refusals.next(), this.wake.keyList);
           continue;
         }
         refusals.reset();
+        // A newly installed list is progress (only owners can sign one): ask again at once.
+        if (outcome === 'installed') continue;
       } catch (thrown) {
         await this.afterFailure(toCarkeyError(thrown), backoff);
         continue;
@@ -527,7 +530,7 @@ export class SyncWorker {
   }
 
   /** Apply a list the cloud sent; 'refused' when the car would not take it. */
-  private onKeyList(bytes: Uint8Array, etag: string, epoch: number, version: number): 'ok' | 'refused' {
+  private onKeyList(bytes: Uint8Array, etag: string, epoch: number, version: number): 'installed' | 'ok' | 'refused' {
     const outcome = applyCloudKeyList(this.keyListContext(), bytes, this.refusedDigest);
     const safeEtag = /^"?[0-9]{1,10}\.[0-9]{1,10}"?$/.test(etag) ? etag : `"${epoch}.${version}"`;
     switch (outcome.kind) {
@@ -535,7 +538,7 @@ export class SyncWorker {
         this.metrics.keyLists.inc({ outcome: 'installed', reason: 'none' });
         this.etag = safeEtag;
         this.keyListChanged();
-        return 'ok';
+        return 'installed';
       case 'unchanged':
         this.metrics.keyLists.inc({ outcome: 'unchanged', reason: 'none' });
         this.etag = safeEtag;
