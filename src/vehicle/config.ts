@@ -6,11 +6,13 @@
  * whose every field is in range, or throws CK_CONFIG_INVALID naming the field,
  * the value and the allowed range. Flags override the file; the file overrides
  * defaults. Unknown keys in the file are errors (typos must not silently
- * weaken security settings).
+ * weaken security settings). The file is checked first against its JSON
+ * Schema (config-schema.ts: strict types, no coercion, "did you mean").
  */
 import { readFileSync } from 'node:fs';
 import { CarkeyError } from '../core/errors.js';
 import { PIN_PATTERN } from '../core/payloads.js';
+import { INTEGER_KEYS, parseIntegerFlag, validateConfigFile } from './config-schema.js';
 
 export type TransportKind = 'ble' | 'sim';
 
@@ -147,9 +149,9 @@ function invalid(key: string, value: unknown, expected: string): CarkeyError {
 
 function int(min: number, max: number): Check {
   return (value, key) => {
-    const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) throw invalid(key, value, `an integer in ${min}..${max}`);
-    return n;
+    // No coercion: a string is never a number here (flags are parsed strictly by parseIntegerFlag first).
+    if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) throw invalid(key, value, `an integer in ${min}..${max}`);
+    return value;
   };
 }
 
@@ -301,12 +303,15 @@ export function loadConfigFile(file: string): Record<string, unknown> {
 
 /** Merge defaults ← file ← flags and validate every field once. */
 export function resolveConfig(file: Record<string, unknown>, flags: Partial<Record<Key, unknown>>): DaemonConfig {
+  validateConfigFile(file);
   const merged: Record<string, unknown> = { ...DEFAULTS };
   for (const [key, value] of Object.entries(file)) {
     if (!(key in CHECKS)) throw new CarkeyError('CK_CONFIG_INVALID', `unknown setting "${key}" in the config file`);
     merged[key] = value;
   }
-  for (const [key, value] of Object.entries(flags)) if (value !== undefined) merged[key] = value;
+  for (const [key, value] of Object.entries(flags)) {
+    if (value !== undefined) merged[key] = INTEGER_KEYS.has(key) && typeof value === 'string' ? parseIntegerFlag(key, value) : value;
+  }
   const out: Record<string, unknown> = {};
   for (const key of Object.keys(CHECKS) as Key[]) out[key] = CHECKS[key](merged[key], key);
   const config = out as unknown as DaemonConfig;
