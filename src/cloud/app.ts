@@ -22,6 +22,7 @@
  * - Logs carry no keys, signatures, headers or documents (logger.ts).
  */
 import { randomBytes } from 'node:crypto';
+import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
 import rateLimit, { normalizeIP } from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
@@ -167,6 +168,11 @@ export async function buildCloudApp(options: CloudAppOptions): Promise<FastifyIn
     const result = await ipLimiter(request);
     if (!result.isAllowed && result.isExceeded) throw limited(result.ttl);
   });
+  // Answers given while shutting down close their connection, so close() need not wait for idle keep-alives.
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (poller.closing) reply.header('connection', 'close');
+    done(null, payload);
+  });
   app.addHook('onResponse', (request, reply, done) => {
     const route = request.routeOptions.url ?? 'unmatched';
     const begin = started.get(request);
@@ -227,12 +233,40 @@ export async function buildCloudApp(options: CloudAppOptions): Promise<FastifyIn
     purgeTimer.unref();
     done();
   });
+  // Shutdown: release long-polls, then keep closing every connection that carries no request
+  // (keep-alives, and connections a client opened but never used, which Node's own
+  // closeIdleConnections leaves alone), so close() waits only for requests in flight.
+  const activeRequests = new Map<Socket, number>();
+  app.server.on('connection', (socket: Socket) => {
+    activeRequests.set(socket, 0);
+    socket.once('close', () => activeRequests.delete(socket));
+  });
+  app.addHook('onRequest', (request, _reply, done) => {
+    const socket = request.raw.socket;
+    activeRequests.set(socket, (activeRequests.get(socket) ?? 0) + 1);
+    done();
+  });
+  app.addHook('onResponse', (request, _reply, done) => {
+    const socket = request.raw.socket;
+    const count = activeRequests.get(socket);
+    if (count !== undefined) activeRequests.set(socket, Math.max(0, count - 1));
+    done();
+  });
+  let idleSweeper: NodeJS.Timeout | undefined;
+  const sweep = (): void => {
+    for (const [socket, count] of activeRequests) if (count === 0) socket.destroy();
+  };
   app.addHook('preClose', (done) => {
     poller.releaseAll();
+    if (app.server.listening) {
+      idleSweeper = setInterval(sweep, 50);
+      idleSweeper.unref();
+    }
     done();
   });
   app.addHook('onClose', (_instance, done) => {
     if (purgeTimer !== undefined) clearInterval(purgeTimer);
+    if (idleSweeper !== undefined) clearInterval(idleSweeper);
     done();
   });
   return app;

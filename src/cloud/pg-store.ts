@@ -74,6 +74,7 @@ class PgDriver implements SqlDriver {
   readonly #options: PgStoreOptions;
   readonly #channel: string;
   #listener: pg.Client | undefined;
+  #listenerPid: number | undefined;
   #listenBackoffMs = 250;
   #reconnectTimer: NodeJS.Timeout | undefined;
   #closed = false;
@@ -189,9 +190,11 @@ class PgDriver implements SqlDriver {
       this.#lost(client);
     });
     client.on('end', () => this.#lost(client));
+    let pid: unknown;
     try {
       await client.connect();
       await client.query(`LISTEN ${this.#channel}`);
+      pid = (await client.query<{ pid: unknown }>('SELECT pg_backend_pid() AS pid')).rows[0]?.pid;
     } catch (error) {
       await client.end().catch(() => undefined);
       throw storeError(error);
@@ -201,6 +204,7 @@ class PgDriver implements SqlDriver {
       return;
     }
     this.#listener = client;
+    this.#listenerPid = typeof pid === 'number' ? pid : undefined;
     this.#listenBackoffMs = 250;
   }
 
@@ -230,6 +234,11 @@ class PgDriver implements SqlDriver {
 
   get listening(): boolean {
     return this.#listener !== undefined;
+  }
+
+  /** The server process of the LISTEN connection (operations, tests). */
+  get listenerPid(): number | undefined {
+    return this.#listener === undefined ? undefined : this.#listenerPid;
   }
 
   async ping(): Promise<void> {
@@ -273,6 +282,10 @@ export class PgCloudStore extends SqlCloudStore {
 
   get listening(): boolean {
     return this.#driver.listening;
+  }
+
+  get listenerPid(): number | undefined {
+    return this.#driver.listenerPid;
   }
 
   override rememberNonce(caller: string, nonce: string, expiresAt: number): Promise<boolean> {

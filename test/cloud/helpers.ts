@@ -25,6 +25,7 @@ import { buildCloudApp, type CloudAppOptions } from '../../src/cloud/app.js';
 import { encodeB64 } from '../../src/cloud/encoding.js';
 import { PgCloudStore } from '../../src/cloud/pg-store.js';
 import { SqliteCloudStore } from '../../src/cloud/sqlite-store.js';
+import type { ChangeHub } from '../../src/cloud/changes.js';
 import type { CloudStore } from '../../src/cloud/store.js';
 
 export const crypto = createCrypto('node');
@@ -191,10 +192,13 @@ export function reasonOf(a: Answer): string | undefined {
 
 // --- databases ------------------------------------------------------------------------------
 
+/** A store with its change hub visible (tests wait until a long-poll is parked). */
+export type TestStore = CloudStore & { readonly hub: ChangeHub };
+
 export interface Backend {
   readonly name: 'sqlite' | 'postgres';
   /** a new store on this test file's database, migrated */
-  open(): Promise<CloudStore>;
+  open(): Promise<TestStore>;
   /** run SQL directly on the database (to corrupt rows, inspect) with `?` placeholders */
   exec(sql: string, params?: readonly (string | number | Buffer)[]): Promise<readonly Record<string, unknown>[]>;
   /** drop the database (schema or directory) */
@@ -271,6 +275,15 @@ export function pgBackend(): Backend {
 
 export function backends(): (() => Backend)[] {
   return PG_ENABLED ? [sqliteBackend, pgBackend] : [sqliteBackend];
+}
+
+/** Resolve once `condition` holds (checked every 10 ms); the test's own timeout bounds it. */
+export async function until(condition: () => boolean | Promise<boolean>, what = 'condition'): Promise<void> {
+  for (let i = 0; i < 2000; i++) {
+    if (await condition()) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  throw new Error(`timed out waiting for ${what}`);
 }
 
 /** Limits high enough that only the rate-limit tests ever meet them. */
