@@ -332,6 +332,35 @@ describe('the car syncing with the real carkey-cloud', () => {
     phone.seed.fill(0);
   });
 
+  it('with the cloud in every fault mode the owner still unlocks over BLE, and carkeyd stays up', async () => {
+    const decisionStats = async (): Promise<{ sum: number; count: number }> => {
+      const text = await (await fetch(`${String(rig.daemon?.ready.status)}/metrics`)).text();
+      const read = (name: string): number => Number(new RegExp(`^carkey_decision_seconds_${name}\\{command="unlock"\\} ([0-9.e+-]+)$`, 'm').exec(text)?.[1] ?? 0);
+      return { sum: read('sum'), count: read('count') };
+    };
+    const report: string[] = [];
+    for (const mode of ['off', '500', '503', 'hang', 'reset', 'trickle', 'malformed', 'truncated', 'tamper']) {
+      await faults('*', mode);
+      await sleep(300); // let the car's requests meet the fault
+      const before = await decisionStats();
+      for (let i = 0; i < 2; i++) {
+        const unlocked = await carkey('owner', ['unlock']);
+        expect(unlocked.code, `${mode}: ${unlocked.stderr}`).toBe(0);
+        expect((await carkey('owner', ['lock'])).code).toBe(0);
+      }
+      const after = await decisionStats();
+      report.push(`${mode} ${(((after.sum - before.sum) / Math.max(1, after.count - before.count)) * 1000).toFixed(2)}`);
+    }
+    await faults('*', 'off');
+    expect(rig.daemon?.child.exitCode).toBeNull();
+    process.stdout.write(`car-side unlock decision (REQUEST→RESULT, ms, mean of 2) by cloud fault mode: ${report.join(', ')}\n`);
+    // The worker comes back by itself once the cloud does.
+    await until(async () => {
+      const metrics = await (await fetch(`${String(rig.daemon?.ready.status)}/metrics`)).text();
+      return /carkey_sync_circuit_state 0/.test(metrics) && (await syncState()).registered;
+    }, 'the sync worker recovered', 30_000);
+  }, 240_000);
+
   it('carkeyd killed -9 with results in its outbox delivers them exactly once after the restart', async () => {
     proxy.intercept = (request) => (request.method === 'PUT' && request.path.endsWith('/result') ? { status: 503, body: '{"error":{"code":"CK_CLOUD_STORE","message":"down","details":{}}}' } : 'upstream');
     const first = await sendRemote('lock');
@@ -351,5 +380,52 @@ describe('the car syncing with the real carkey-cloud', () => {
       expect(proxy.count('PUT', new RegExp(`/${hex}/result$`), 204)).toBe(1);
       expect(carAudit().filter((e) => e.kind === 'decision' && e.fields.commandId === hex)).toHaveLength(1);
     }
+  });
+});
+
+describe('fleet push: the car waits for MQTT notices instead of long-polling', () => {
+  const MQTT_URL = process.env.CARKEY_TEST_MQTT_URL ?? 'mqtt://127.0.0.1:1883';
+  let mqttCloudDir: string;
+  let mqttCloud: Started | undefined;
+
+  beforeAll(async () => {
+    mqttCloudDir = mkdtempSync(join(tmpdir(), 'carkey-sync-mqtt-'));
+    mqttCloud = await startProgram('src/cli/carkey-cloud.js', ['serve', '--port', '0', '--host', '127.0.0.1', '--data', mqttCloudDir, '--mqtt', MQTT_URL, '--log-level', 'warn']);
+    cloudUrl = String(mqttCloud.ready.url);
+    // Polling once an hour: only a notice can make the car fetch in this test's time.
+    rig = await startRig({ config: { cloud: { url: cloudUrl, mode: 'mqtt', mqttUrl: MQTT_URL, pollIntervalMs: 3_600_000, requestTimeoutMs: 3000 } } });
+    await startDaemonProcess(rig);
+    expect((await carkey('owner', ['keygen'])).code).toBe(0);
+    await hardwareCtl(rig, 'press-button');
+    const pairing = carkey('owner', ['pair', '--yes', '--name', 'car']);
+    await until(async () => CONFIRM_PROMPT.test(await display()), 'the confirmation prompt');
+    await hardwareCtl(rig, 'long-press');
+    expect((await pairing).code).toBe(0);
+    await until(async () => (await syncState()).registered && (await carState()).sync !== undefined && ((await carState()).sync as { mqttConnected?: boolean }).mqttConnected === true, 'registered and subscribed');
+    owner = await loadPhone('owner');
+  }, 90_000);
+
+  afterAll(async () => {
+    owner?.seed.fill(0);
+    await stopRig(rig);
+    await stopProgram(mqttCloud);
+    rmSync(mqttCloudDir, { recursive: true, force: true });
+  });
+
+  it('a revocation published to the cloud reaches the car through the notice (measured 3 times)', async () => {
+    const measured: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      const base = await cloudKeyList();
+      await until(async () => Number((await carState()).keyListVersion) === base.version, 'the car is in step');
+      const next = buildRevocation(crypto, owner.seed, base, { kind: 'key', key: crypto.publicKeyFromSeed(random(32)) }, Date.now());
+      await owner.client.publishKeyList(owner.record.vehicleId, next.bytes);
+      const published = performance.now();
+      await until(async () => Number((await carState()).keyListVersion) === next.version, `version ${next.version} applied after the notice`, 5000);
+      measured.push(performance.now() - published);
+    }
+    process.stdout.write(`revocation publish → applied on the car via MQTT notice (ms): ${measured.map((l) => l.toFixed(0)).join(', ')}\n`);
+    // A remote command is announced the same way.
+    const commandId = await sendRemote('status');
+    expect((await verifiedResult(commandId)).status).toBe(ResultStatus.ok);
   });
 });
