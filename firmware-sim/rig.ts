@@ -146,7 +146,10 @@ export async function startRig(options: RigOptions = {}): Promise<CarRig> {
   return rig;
 }
 
+/** `carkeyd init` with the rig's config (creates the car identity; a no-op when it exists), then `carkeyd run`. */
 export async function startDaemonProcess(rig: CarRig, options: { env?: NodeJS.ProcessEnv } = {}): Promise<Started> {
+  const init = await runCli('src/cli/carkeyd.js', ['init', '--config', rig.configPath, '--log-level', 'warn'], options.env === undefined ? {} : { env: options.env });
+  if (init.code !== 0) throw new Error(`carkeyd init exited with ${init.code}\n${init.stderr}`);
   rig.daemon = await startProgram('src/cli/carkeyd.js', ['--config', rig.configPath], options.env === undefined ? {} : { env: options.env });
   return rig.daemon;
 }

@@ -1,6 +1,7 @@
 /**
  * `carkeyd`: the vehicle daemon's command line.
  *
+ *   carkeyd init --state DIR [--config FILE] [--json]
  *   carkeyd [run] [--config FILE] [--transport ble|sim] [--adapter hci0] ...
  *   carkeyd audit verify --state DIR [--json]
  *   carkeyd identity --state DIR [--json]
@@ -19,6 +20,7 @@
  * Exiting early is safe: every state change is already committed (crash-safe
  * store, docs/operations.md).
  */
+import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
 import { createLogger } from '../common/logger.js';
 import { toHex } from '../core/bytes.js';
@@ -29,7 +31,7 @@ import { loadConfigFile, resolveConfig, type DaemonConfig } from '../vehicle/con
 import { startDaemon } from '../vehicle/daemon.js';
 import { readIdentityFile } from '../vehicle/identity-file.js';
 import { stateDirLayout } from '../vehicle/state-dir.js';
-import { verifyAuditDatabase } from '../vehicle/store.js';
+import { assertInitialized, verifyAuditDatabase, VehicleStore } from '../vehicle/store.js';
 
 /** Longest a clean stop may take before carkeyd exits anyway. */
 const SHUTDOWN_BOUND_MS = 5000;
@@ -161,6 +163,39 @@ audit
   });
 
 program
+  .command('init')
+  .description('create the car identity in an empty state directory (once per car; logged); an existing one is never replaced')
+  .option('--state <dir>', 'state directory (default: stateDir from --config, else /var/lib/carkey)')
+  .option('-c, --config <file>', 'JSON config file (for stateDir and logLevel)')
+  .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']))
+  .option('--json', 'machine-readable output')
+  .action((flags: { state?: string; config?: string; logLevel?: string; json?: boolean }) => {
+    const json = flags.json === true;
+    try {
+      const config = configFrom({ state: flags.state, config: flags.config, logLevel: flags.logLevel });
+      const logger = createLogger({ name: 'carkeyd', level: config.logLevel });
+      const layout = stateDirLayout(config.stateDir);
+      let existed = true;
+      try {
+        assertInitialized(layout.dir);
+      } catch {
+        existed = false;
+      }
+      const crypto = createCrypto(config.cryptoBackend);
+      const store = VehicleStore.open(layout.dir, { crypto, now: () => Date.now(), random: (n) => new Uint8Array(randomBytes(n)), create: true });
+      const publicKey = store.identity.publicKey;
+      store.close();
+      const out = { ok: true, created: !existed, stateDir: layout.dir, vehicleKey: toHex(publicKey), vehicleKeyId: keyIdOf(crypto, publicKey), vehicleId: toHex(vehicleIdOf(crypto, publicKey)) };
+      if (existed) logger.info({ stateDir: layout.dir, vehicleKeyId: out.vehicleKeyId }, 'carkeyd init: the state directory already holds a car identity; nothing changed');
+      else logger.info({ stateDir: layout.dir, vehicleKeyId: out.vehicleKeyId }, 'carkeyd init: created a new car identity');
+      const headline = existed ? `${layout.dir} already holds a car identity; nothing changed` : `created a new car identity in ${layout.dir} (back up ${layout.identityPath}: without it paired phones cannot reach this car)`;
+      process.stdout.write(json ? `${JSON.stringify(out)}\n` : `${headline}\nvehicle key id ${out.vehicleKeyId}\nvehicle key    ${out.vehicleKey}\n`);
+    } catch (error) {
+      fail(error, json);
+    }
+  });
+
+program
   .command('identity')
   .description("print the vehicle's public identity (key, key id, vehicle id)")
   .requiredOption('--state <dir>', 'state directory')
@@ -169,7 +204,7 @@ program
     const json = flags.json === true;
     try {
       const seed = readIdentityFile(stateDirLayout(flags.state).identityPath);
-      if (seed === undefined) throw new CarkeyError('CK_STORE_CORRUPT', `no identity in ${flags.state}; run carkeyd once to create it`);
+      if (seed === undefined) throw new CarkeyError('CK_STORE_NOT_INITIALIZED', `no identity in ${flags.state}; create one with: carkeyd init --state ${flags.state}`);
       const crypto = createCrypto('node');
       const publicKey = crypto.publicKeyFromSeed(seed);
       const out = { publicKey: toHex(publicKey), keyId: keyIdOf(crypto, publicKey), vehicleId: toHex(vehicleIdOf(crypto, publicKey)) };

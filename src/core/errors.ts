@@ -120,6 +120,7 @@ export const Catalog = {
   CK_REMOTE_INTERRUPTED: { message: 'the car restarted while carrying out the remote command; it may or may not have been carried out', exit: ExitCode.unavailable },
   CK_SYNC_OUTBOX_FULL: { message: 'the sync outbox is full; remote commands wait in the cloud until results are delivered', exit: ExitCode.unavailable },
   CK_SYNC_CIRCUIT_OPEN: { message: 'the cloud failed repeatedly; the sync worker waits before it tries again', exit: ExitCode.unavailable },
+  CK_STORE_NOT_INITIALIZED: { message: 'the state directory holds no car identity', exit: ExitCode.state },
 
   // --- phone / CLI ------------------------------------------------------------
   CK_PHONE_NOT_PAIRED: { message: 'no paired vehicle by that name; pair first with `carkey pair`', exit: ExitCode.notFound },

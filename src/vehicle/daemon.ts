@@ -82,7 +82,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   const wallClock = deps.wallClock ?? (() => Date.now());
   const monotonic = deps.monotonic ?? (() => performance.now());
   const crypto = createCrypto(config.cryptoBackend);
-  const store = VehicleStore.open(config.stateDir, { crypto, now: wallClock, random, checkpointInterval: config.auditCheckpointEvery });
+  // create: false — only `carkeyd init` creates a car identity (a mistyped --state must not cut off every phone).
+  const store = VehicleStore.open(config.stateDir, { crypto, now: wallClock, random, checkpointInterval: config.auditCheckpointEvery, create: false });
   const cleanups: (() => Promise<void> | void)[] = [() => store.close()];
   const cleanup = async (): Promise<void> => {
     for (const step of cleanups.reverse()) {

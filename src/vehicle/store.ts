@@ -51,7 +51,7 @@
  * Read-only inspection (`carkeyd audit verify`) uses `verifyAuditDatabase`,
  * which neither takes the lock nor writes, so it works while carkeyd runs.
  */
-import { statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
 import { equalBytes, toHex } from '../core/bytes.js';
 import type { Clock, Crypto, RandomSource } from '../core/crypto/index.js';
@@ -78,6 +78,7 @@ import {
   isMissingFileError,
   prepareStateDir,
   StateLock,
+  stateDirLayout,
   storeIoError,
   type StateDirLayout,
 } from './state-dir.js';
@@ -105,6 +106,12 @@ export interface VehicleStoreOptions {
   readonly checkpointInterval?: number;
   /** run PRAGMA quick_check at open (default true) */
   readonly integrityCheck?: boolean;
+  /**
+   * Create the car identity and database when the directory has none (default
+   * true). `carkeyd run` passes false: only `carkeyd init` creates a car, so a
+   * new or mistyped --state never silently cuts off every paired phone.
+   */
+  readonly create?: boolean;
 }
 
 export interface StoredKeyList {
@@ -198,6 +205,23 @@ const MIGRATIONS: readonly { readonly version: number; readonly sql: string }[] 
 // --- row decoding: a tampered or foreign database gives CK_STORE_CORRUPT, never a wrong type ---
 
 type Row = Readonly<Record<string, unknown>>;
+
+/**
+ * Refuse a state directory that holds no car yet (missing, empty, or a typo):
+ * CK_STORE_NOT_INITIALIZED naming the directory and `carkeyd init`. A
+ * directory with state.db but no identity.key goes on to open(), which says
+ * to restore identity.key from backup.
+ */
+export function assertInitialized(dir: string): void {
+  const layout = stateDirLayout(dir);
+  if (existsSync(layout.identityPath) || existsSync(layout.databasePath)) return;
+  const what = existsSync(layout.dir) ? 'holds no car identity (identity.key)' : 'does not exist';
+  throw new CarkeyError(
+    'CK_STORE_NOT_INITIALIZED',
+    `${layout.dir} ${what}: a new or mistyped --state/stateDir? Point it at the car's state directory, or create a new car identity there with: carkeyd init --state ${layout.dir} (phones paired with another identity will not recognise it)`,
+    { path: layout.dir },
+  );
+}
 
 function corrupt(detail: string): CarkeyError {
   return new CarkeyError('CK_STORE_CORRUPT', detail);
@@ -438,7 +462,9 @@ export class VehicleStore {
   static open(dir: string, options: VehicleStoreOptions): VehicleStore {
     const interval = options.checkpointInterval ?? DEFAULT_CHECKPOINT_INTERVAL;
     checkInteger(interval, 1, 1_000_000, 'checkpointInterval');
-    const layout = prepareStateDir(dir, { create: true });
+    const create = options.create ?? true;
+    if (!create) assertInitialized(dir);
+    const layout = prepareStateDir(dir, { create });
     const lock = StateLock.acquire(layout.lockPath);
     let db: Database.Database | undefined;
     try {
@@ -460,7 +486,7 @@ export class VehicleStore {
       if (recordedKey !== undefined && readIdentityFile(layout.identityPath) === undefined) {
         throw corrupt(`${layout.identityPath} is missing but ${layout.databasePath} belongs to vehicle key ${toHex(recordedKey)}; restore identity.key from backup`);
       }
-      const { identity } = loadOrCreateIdentity(layout.identityPath, { crypto: options.crypto, random: options.random });
+      const { identity } = loadOrCreateIdentity(layout.identityPath, { crypto: options.crypto, ...(create ? { random: options.random } : {}) });
       if (recordedKey === undefined) {
         const secret = options.random(ADVERTISING_SECRET_LENGTH);
         if (secret.length !== ADVERTISING_SECRET_LENGTH) throw new CarkeyError('CK_INTERNAL', 'random source returned the wrong number of bytes');

@@ -1,13 +1,18 @@
 /**
  * carkeyd as an operator runs it (real processes, compiled dist/ programs):
- * strict config check.
+ * strict config check; the car identity is created only by `carkeyd init`.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../firmware-sim/rig.js';
 import { ExitCode } from '../../src/core/errors.js';
+
+/** `carkeyd run` on the sim radio with nothing listening: it must refuse before it touches the radio. */
+function runArgs(state: string): string[] {
+  return ['run', '--transport', 'sim', '--radio', join(dir, 'no-radio.sock'), '--hardware', join(dir, 'no-hw.sock'), '--state', state, '--status-port', '-1', '--log-level', 'silent'];
+}
 
 const dir = mkdtempSync(join(tmpdir(), 'carkeyd-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,5 +51,50 @@ describe('carkeyd config check', () => {
     const bad = await runCli('src/cli/carkeyd.js', ['config', 'check', '--config', file, '--status-port', '0x1cad']);
     expect(bad.code).toBe(ExitCode.badInput);
     expect(bad.stderr).toContain('statusPort = "0x1cad": expected a decimal integer');
+  });
+});
+
+describe('carkeyd init: the car identity is created explicitly', () => {
+  it('run on a mistyped (missing) state dir refuses with exit 7, names the dir and carkeyd init, and creates nothing', async () => {
+    const state = join(dir, 'no-such-state');
+    const result = await runCli('src/cli/carkeyd.js', runArgs(state));
+    expect(result.code).toBe(ExitCode.state);
+    expect(result.stderr).toContain('[CK_STORE_NOT_INITIALIZED]');
+    expect(result.stderr).toContain(state);
+    expect(result.stderr).toContain(`carkeyd init --state ${state}`);
+    expect(existsSync(state)).toBe(false);
+  });
+  it('run on an empty state dir refuses the same way and leaves it empty', async () => {
+    const state = join(dir, 'empty-state');
+    mkdirSync(state, { mode: 0o700 });
+    const result = await runCli('src/cli/carkeyd.js', runArgs(state));
+    expect(result.code).toBe(ExitCode.state);
+    expect(result.stderr).toContain('holds no car identity');
+    expect(existsSync(join(state, 'identity.key'))).toBe(false);
+    expect(existsSync(join(state, 'state.db'))).toBe(false);
+  });
+  it('init creates the identity, logs it, prints the key id; a second init changes nothing; identity agrees', async () => {
+    const state = join(dir, 'new-car');
+    const first = await runCli('src/cli/carkeyd.js', ['init', '--state', state]);
+    expect(first.code, first.stderr).toBe(ExitCode.ok);
+    expect(first.stdout).toMatch(/^created a new car identity in .*new-car/);
+    const keyId = /vehicle key id (\S+)/.exec(first.stdout)?.[1];
+    expect(keyId).toMatch(/^[0-9a-f]+$/);
+    const log = first.stderr.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(log).toContainEqual(expect.objectContaining({ msg: 'carkeyd init: created a new car identity', vehicleKeyId: keyId, stateDir: state }));
+    const seed = readFileSync(join(state, 'identity.key'), 'utf8');
+
+    const second = await runCli('src/cli/carkeyd.js', ['init', '--state', state, '--json', '--log-level', 'silent']);
+    expect(second.code).toBe(ExitCode.ok);
+    expect(JSON.parse(second.stdout)).toMatchObject({ ok: true, created: false, vehicleKeyId: keyId });
+    expect(readFileSync(join(state, 'identity.key'), 'utf8')).toBe(seed);
+
+    const identity = await runCli('src/cli/carkeyd.js', ['identity', '--state', state, '--json']);
+    expect(JSON.parse(identity.stdout)).toMatchObject({ keyId });
+  });
+  it('identity on an uninitialised dir points at carkeyd init', async () => {
+    const result = await runCli('src/cli/carkeyd.js', ['identity', '--state', join(dir, 'empty-state')]);
+    expect(result.code).toBe(ExitCode.state);
+    expect(result.stderr).toContain('carkeyd init --state');
   });
 });

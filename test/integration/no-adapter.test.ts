@@ -27,6 +27,7 @@ describe('no Bluetooth adapter', () => {
 
   it('carkeyd exits 6 naming the adapter and --transport sim', async ({ skip }) => {
     if (hasKernelBluetooth) skip('this machine has kernel Bluetooth');
+    expect((await runCli('src/cli/carkeyd.js', ['init', '--state', join(dir, 'state'), '--log-level', 'silent'])).code).toBe(0);
     const result = await runCli('src/cli/carkeyd.js', ['--transport', 'ble', '--adapter', 'hci1', '--state', join(dir, 'state'), '--hardware', join(dir, 'hw.sock'), '--status-port', '-1', '--log-level', 'silent']);
     expect(result.code).toBe(ExitCode.unavailable);
     expect(result.stderr).toContain('hci1');
