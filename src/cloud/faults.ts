@@ -125,14 +125,18 @@ function trickle(bytes: Buffer, byteMs: number): Readable {
 
 function truncated(bytes: Buffer): Readable {
   let sent = false;
+  let timer: NodeJS.Timeout | undefined;
   return new Readable({
     read() {
-      if (sent) {
-        this.destroy(new CarkeyError('CK_CLOUD_SERVER_ERROR', 'fault: truncated'));
-        return;
-      }
+      if (sent) return;
       sent = true;
       this.push(bytes.subarray(0, Math.floor(bytes.length / 2)));
+      // fail only once the half has gone out, so the client sees headers and a cut body
+      timer = setTimeout(() => this.destroy(new CarkeyError('CK_CLOUD_SERVER_ERROR', 'fault: truncated')), 50);
+    },
+    destroy(error, callback) {
+      if (timer !== undefined) clearTimeout(timer);
+      callback(error);
     },
   });
 }

@@ -85,7 +85,11 @@ class PgDriver implements SqlDriver {
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(this.#channel)) throw new CarkeyError('CK_CONFIG_INVALID', 'the NOTIFY channel must be a lowercase identifier');
     const base: pg.PoolConfig = { connectionString: options.connectionString, types, connectionTimeoutMillis: 5000, application_name: 'carkey-cloud' };
     this.pool = new pg.Pool({ ...base, max: options.max ?? 10, ...(options.options === undefined ? {} : { options: options.options }) });
-    this.noncePool = new pg.Pool({ ...base, max: options.nonceMax ?? 4, options: `${options.options ?? ''} -c synchronous_commit=off`.trim() });
+    this.noncePool = new pg.Pool({ ...base, max: options.nonceMax ?? 4, ...(options.options === undefined ? {} : { options: options.options }) });
+    // Queued on the new connection before any query of ours (pg runs a client's queries in order).
+    this.noncePool.on('connect', (client) => {
+      client.query('SET synchronous_commit = off').catch((error: unknown) => this.#report(error));
+    });
     for (const pool of [this.pool, this.noncePool]) pool.on('error', (error) => this.#report(error));
   }
 
