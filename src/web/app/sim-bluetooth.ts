@@ -61,6 +61,11 @@ class SimCharacteristic extends EventTarget implements CharacteristicLike {
     if (this.uuid !== GATT.write) throw new DOMException('not a write characteristic', 'NotSupportedError');
     await post(`/radio/links/${this.server.linkId()}/write`, toHex(value));
   }
+
+  async writeValueWithoutResponse(value: Uint8Array<ArrayBuffer>): Promise<void> {
+    if (this.uuid !== GATT.write) throw new DOMException('not a write characteristic', 'NotSupportedError');
+    await post(`/radio/links/${this.server.linkId()}/write-command`, toHex(value));
+  }
 }
 
 class SimService implements ServiceLike {

@@ -54,6 +54,8 @@ export class App {
   private selected: string | undefined;
   private busy = false;
   private needsPin = false;
+  /** the last share made, shown until the next render of another car */
+  private lastShare: { readonly vehicle: string; readonly share: string; readonly link: string } | undefined;
   private readonly phone: WebPhone;
   private progressEl: HTMLElement = h('p');
   private resultEl: HTMLElement = h('div');
@@ -75,6 +77,10 @@ export class App {
   }
 
   async start(): Promise<void> {
+    // A `carkey1:` link opened while the app is open changes only the fragment.
+    window.addEventListener('hashchange', () => {
+      if (this.key !== undefined && location.hash.startsWith('#carkey1:')) void this.main();
+    });
     const identity = this.deps.store.identity();
     if (identity === undefined) return this.firstRun();
     if (identity.protection === 'device-bound') {
@@ -297,6 +303,16 @@ export class App {
     const from = h('input', { type: 'datetime-local', id: 'share-from', value: localInput(now) });
     const until = h('input', { type: 'datetime-local', id: 'share-until', value: localInput(now + 24 * 3600_000) });
     const shareOut = h('div', { id: 'share-out' });
+    const last = this.lastShare;
+    if (last !== undefined && current !== undefined && last.vehicle === toHex(current.vehicleId)) {
+      append(shareOut,
+        qrSvg(last.share, `QR code of the shared key for ${current.name}`),
+        h('p', {}, 'Send this privately (it also lets the holder recognise your car on the air). They open the link, scan the code, or paste the text into “Accept a shared key”.'),
+        h('p', { class: 'wrap' }, h('a', { href: last.link, id: 'share-link' }, 'Link to this key')),
+        h('p', { class: 'wrap' }, h('code', { id: 'share-string' }, last.share)),
+        h('button', { type: 'button', onclick: () => void navigator.clipboard?.writeText(last.share) }, 'Copy'),
+      );
+    }
     const shareSection = current?.owner === true
       ? h('section', { 'aria-labelledby': 'share-title' },
           h('h2', { id: 'share-title' }, `Share a key to ${current.name}`),
@@ -309,14 +325,7 @@ export class App {
             if (key === undefined || key.length !== 32) throw new CarkeyError('CK_USAGE', 'their public key is 64 hex digits');
             const chosenRole = role.value === 'driver' ? 'driver' : role.value === 'monitor' ? 'monitor' : 'guest';
             const { share, grant } = await this.phone.share(record, { subject: key, role: chosenRole, notBefore: new Date(from.value).getTime(), notAfter: new Date(until.value).getTime() });
-            const link = `${location.origin}${location.pathname}#${share}`;
-            replace(shareOut,
-              qrSvg(share, `QR code of the shared key for ${record.name}`),
-              h('p', {}, 'Send this privately (it also lets the holder recognise your car on the air). They open the link, scan the code, or paste the text into “Accept a shared key”.'),
-              h('p', { class: 'wrap' }, h('a', { href: link, id: 'share-link' }, 'Link to this key')),
-              h('p', { class: 'wrap' }, h('code', { id: 'share-string' }, share)),
-              h('button', { type: 'button', onclick: () => void navigator.clipboard?.writeText(share) }, 'Copy'),
-            );
+            this.lastShare = { vehicle: toHex(record.vehicleId), share, link: `${location.origin}${location.pathname}#${share}` };
             return `grant ${toHex(grant.serial)}: ${grant.role} for key ${keyIdOf(crypto, grant.subject)}, ${iso(grant.notBefore)} → ${iso(grant.notAfter)}`;
           }, false, true) }, 'Share'),
           shareOut,
@@ -345,6 +354,7 @@ export class App {
       : undefined;
 
     // Backup
+    const exportOut = h('p', { id: 'export-out' });
     const exportPass = h('input', { type: 'password', autocomplete: 'new-password', id: 'export-passphrase' });
     const backupSection = h('section', { 'aria-labelledby': 'backup-title' },
       h('h2', { id: 'backup-title' }, 'Move to a new phone'),
@@ -359,10 +369,11 @@ export class App {
               exportPass.value = '';
               const url = URL.createObjectURL(new Blob([text], { type: 'application/json' }));
               const link = h('a', { href: url, download: 'carkey-export.json', id: 'export-link' }, 'Download carkey-export.json');
-              replace(this.resultEl, link);
+              replace(exportOut, link);
               link.click();
               return 'export ready: carkey-export.json';
-            }, true) }, 'Export'),
+            }, true, false) }, 'Export'),
+            exportOut,
           )
         : h('p', {}, 'This key is device-bound: the browser will not let it leave this phone. To move, pair the new phone as another owner at the car (or ask an owner for a new key), then revoke this one.'),
     );

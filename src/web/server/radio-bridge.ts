@@ -11,6 +11,7 @@
  *   GET  /radio/links/ID/events      Server-Sent Events: `ready`, then `chunk` (hex) per
  *                                    notification, `closed` (reason) once
  *   POST /radio/links/ID/write       hex chunk → 204 after the car's write response
+ *   POST /radio/links/ID/write-command  hex chunk, without response → 204 once queued
  *   POST /radio/links/ID/disconnect  → 204
  *
  * Guarantees: requests from another origin are refused (403), bodies are
@@ -23,15 +24,15 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { fromHex, toHex } from '../../core/bytes.js';
 import { CarkeyError, toCarkeyError } from '../../core/errors.js';
 import { decodeServiceData } from '../../core/identity.js';
-import { createSimCentral, type SimCentralTransport } from '../../transport/sim-central.js';
-import type { CentralLink, Discovery } from '../../transport/types.js';
+import { createSimCentral, type SimCentralLink, type SimCentralTransport } from '../../transport/sim-central.js';
+import type { Discovery } from '../../transport/types.js';
 
 const MAX_BODY = 4096;
 const MAX_LINKS = 8;
 const CONNECT_TIMEOUT_MS = 10_000;
 
 interface BridgeLink {
-  readonly link: CentralLink;
+  readonly link: SimCentralLink;
   readonly buffered: string[];
   events: ServerResponse | undefined;
   closed: string | undefined;
@@ -100,16 +101,17 @@ export class RadioBridge {
     if (path === '/radio' && req.method === 'GET') return json(res, 200, { available: true });
     if (path === '/radio/scan' && req.method === 'POST') return this.scan(res, await readBody(req));
     if (path === '/radio/connect' && req.method === 'POST') return this.connect(res, await readBody(req));
-    const match = /^\/radio\/links\/(\d+)\/(events|write|disconnect)$/.exec(path);
+    const match = /^\/radio\/links\/(\d+)\/(events|write|write-command|disconnect)$/.exec(path);
     const entry = match === null ? undefined : this.links.get(match[1] ?? '');
     if (match === null || entry === undefined) return json(res, 404, { code: 'CK_TRANSPORT_DISCONNECTED', message: 'no such link' });
     const action = match[2];
     if (action === 'events' && req.method === 'GET') return this.events(res, entry);
-    if (action === 'write' && req.method === 'POST') {
+    if ((action === 'write' || action === 'write-command') && req.method === 'POST') {
       const bytes = fromHex((await readBody(req)).trim());
       if (bytes === undefined || bytes.length === 0) return json(res, 400, { code: 'CK_USAGE', message: 'body must be hex' });
       if (entry.closed !== undefined) return json(res, 502, { code: 'CK_TRANSPORT_DISCONNECTED', message: `link closed (${entry.closed})` });
-      await entry.link.write(bytes);
+      if (action === 'write') await entry.link.write(bytes);
+      else await entry.link.writeWithoutResponse(bytes);
       res.writeHead(204).end();
       return;
     }
