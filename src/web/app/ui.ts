@@ -55,6 +55,7 @@ export class App {
   private busy = false;
   private needsPin = false;
   /** the last share made, shown until the next render of another car */
+  private lastAudit: { readonly vehicle: string; readonly ok: boolean; readonly verdict: string; readonly lines: readonly string[] } | undefined;
   private lastShare: { readonly vehicle: string; readonly share: string; readonly link: string } | undefined;
   private readonly phone: WebPhone;
   private progressEl: HTMLElement = h('p');
@@ -335,6 +336,10 @@ export class App {
     // Revoke by text, audit
     const revokeText = h('input', { type: 'text', id: 'revoke-target', autocomplete: 'off', spellcheck: false, placeholder: 'grant serial (16 hex) or public key (64 hex)' });
     const auditOut = h('div', { id: 'audit-out' });
+    const audit = this.lastAudit;
+    if (audit !== undefined && current !== undefined && audit.vehicle === toHex(current.vehicleId)) {
+      append(auditOut, h('p', { id: 'audit-verdict', class: audit.ok ? 'good' : 'bad' }, audit.verdict), h('ol', { class: 'audit' }, ...audit.lines.map((line) => h('li', {}, line))));
+    }
     const ownerSection = current?.owner === true
       ? h('section', { 'aria-labelledby': 'owner-title' },
           h('h2', { id: 'owner-title' }, `Revoke and audit (${current.name})`),
@@ -342,11 +347,11 @@ export class App {
           h('button', { type: 'button', id: 'do-revoke', onclick: () => void this.revoke(revokeText.value) }, 'Revoke'),
           h('button', { type: 'button', id: 'do-audit', onclick: () => void this.run('Audit', async (record) => {
             const report = await this.phone.audit(record);
-            const rows = report.entries.map((entry) => h('li', {}, `#${entry.seq} ${iso(entry.time)} ${entry.kind} ${Object.entries(entry.fields).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`));
+            const lines = report.entries.map((entry) => `#${entry.seq} ${iso(entry.time)} ${entry.kind} ${Object.entries(entry.fields).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`);
             const verdict = report.verification.ok
               ? `audit chain verified against the car key: ${report.verification.value.entries} entries, ${report.verification.value.checkpoints} signed checkpoints${report.verification.value.uncovered > 0 ? `; the newest ${report.verification.value.uncovered} entries are not covered by a checkpoint yet` : ''}`
               : `audit chain does NOT verify: ${report.verification.error.message} [${report.verification.error.code}]`;
-            replace(auditOut, h('p', { id: 'audit-verdict', class: report.verification.ok ? 'good' : 'bad' }, verdict), h('ol', { class: 'audit' }, ...rows));
+            this.lastAudit = { vehicle: toHex(record.vehicleId), ok: report.verification.ok, verdict, lines };
             return verdict;
           }) }, 'Read audit log'),
           auditOut,
