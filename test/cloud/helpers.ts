@@ -203,6 +203,8 @@ export interface Backend {
   exec(sql: string, params?: readonly (string | number | Buffer)[]): Promise<readonly Record<string, unknown>[]>;
   /** drop the database (schema or directory) */
   cleanup(): Promise<void>;
+  /** PostgreSQL: this file's schema; SQLite: its data directory */
+  readonly location: string;
 }
 
 export function sqliteBackend(): Backend {
@@ -210,6 +212,7 @@ export function sqliteBackend(): Backend {
   const opened: SqliteCloudStore[] = [];
   return {
     name: 'sqlite',
+    location: dir,
     async open() {
       const store = SqliteCloudStore.open({ dir });
       await store.migrate(Date.now());
@@ -251,6 +254,7 @@ export function pgBackend(): Backend {
   };
   return {
     name: 'postgres',
+    location: schema,
     async open() {
       if (!created) {
         await admin((client) => client.query(`CREATE SCHEMA ${schema}`));
