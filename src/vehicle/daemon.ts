@@ -53,7 +53,7 @@ import { PairingController, type PairingAction } from './pairing-mode.js';
 import { PinGuard } from './pin-guard.js';
 import { TokenBucket } from './rate-limit.js';
 import { RefusalTally } from './refusal-tally.js';
-import { startStatusServer, type StatusServer } from './status-server.js';
+import { checkStatusPort, startStatusServer, type StatusServer } from './status-server.js';
 import { SyncWorker } from './sync/worker.js';
 import { VehicleStore } from './store.js';
 import { openPeripheral } from './transports.js';
@@ -82,6 +82,8 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   const wallClock = deps.wallClock ?? (() => Date.now());
   const monotonic = deps.monotonic ?? (() => performance.now());
   const crypto = createCrypto(config.cryptoBackend);
+  // Checked before the store opens and the boot entry is audited: a busy port is the operator's to fix, not a crash after boot.
+  await checkStatusPort('127.0.0.1', config.statusPort);
   // create: false — only `carkeyd init` creates a car identity (a mistyped --state must not cut off every phone).
   const store = VehicleStore.open(config.stateDir, { crypto, now: wallClock, random, checkpointInterval: config.auditCheckpointEvery, create: false });
   const cleanups: (() => Promise<void> | void)[] = [() => store.close()];
@@ -113,9 +115,12 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     const now = (): number => time.now();
     audit.append('boot', { vehicle: keyIdOf(crypto, vehicleKey), keyListVersion: keyList?.version ?? 0, transport: config.transport, ...(store.sharedMemory ? {} : { storeMode: 'exclusive' }) });
     const refusals = new RefusalTally();
+    // With a cloud, entries it does not hold yet are kept (up to twice the cap); set once the worker runs.
+    let uploadedAuditSeq = (): number | undefined => (config.cloud === undefined ? undefined : 0);
     const housekeeping = (): void => {
       refusals.flush((fields) => audit.append('refusal-summary', fields), wallClock());
-      const pruned = store.pruneAudit(config.auditMaxEntries);
+      const keepAfterSeq = uploadedAuditSeq();
+      const pruned = store.pruneAudit(config.auditMaxEntries, keepAfterSeq === undefined ? {} : { keepAfterSeq });
       if (pruned !== undefined) {
         metrics.auditPruned.inc(pruned.deleted);
         logger.info({ fromSeq: pruned.fromSeq, throughSeq: pruned.throughSeq, deleted: pruned.deleted }, 'audit log pruned to its size cap');
@@ -320,6 +325,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
         registry: metrics.registry,
       });
       sync = worker;
+      uploadedAuditSeq = () => worker.status().auditUploadedSeq ?? 0;
       cleanups.push(() => worker.stop());
     }
 

@@ -737,23 +737,28 @@ export class VehicleStore {
   /**
    * Keep the log within `maxEntries`: when more are retained, delete the
    * oldest ones up to the oldest signed checkpoint that leaves at most 90%
-   * of `maxEntries` (at most AUDIT_PRUNE_MAX_BATCH per call), make that
+   * of `maxEntries` (at most AUDIT_PRUNE_MAX_BATCH per call; with
+   * `keepAfterSeq`, e.g. the last seq the cloud holds, nothing after it is
+   * deleted until the log reaches twice `maxEntries`), make that
    * checkpoint the anchor and append an 'audit-pruned' entry (fromSeq,
    * throughSeq, entries), all in one transaction. Returns undefined when
    * nothing needed (or could be) pruned: no checkpoint in range.
    */
-  pruneAudit(maxEntries: number): AuditPruning | undefined {
+  pruneAudit(maxEntries: number, options: { readonly keepAfterSeq?: number } = {}): AuditPruning | undefined {
     checkInteger(maxEntries, 1, Number.MAX_SAFE_INTEGER, 'maxEntries');
     return this.#transaction(() => {
       const head = this.#head();
       const anchorSeq = readAnchor(this.#db)?.seq ?? 0;
       if (head.seq - anchorSeq <= maxEntries) return undefined;
       const keep = Math.max(1, maxEntries - Math.max(1, Math.floor(maxEntries / 10)));
+      // Entries not yet uploaded (keepAfterSeq) are kept until the log reaches twice its cap: then the disk wins.
+      const protect = options.keepAfterSeq !== undefined && head.seq - anchorSeq <= 2 * maxEntries;
       // Delete through at least `target` (then at most `keep` remain), but not far past the batch limit.
-      const target = head.seq - keep;
-      const limit = anchorSeq + AUDIT_PRUNE_MAX_BATCH;
+      const target = protect ? Math.min(head.seq - keep, options.keepAfterSeq ?? 0) : head.seq - keep;
+      const limit = protect ? Math.min(anchorSeq + AUDIT_PRUNE_MAX_BATCH, options.keepAfterSeq ?? 0) : anchorSeq + AUDIT_PRUNE_MAX_BATCH;
+      if (limit <= anchorSeq) return undefined;
       const chosen = asRow(
-        target <= limit
+        target <= limit && !protect
           ? this.#db.prepare('SELECT seq, hash, signature FROM audit_checkpoint WHERE seq > ? AND seq >= ? ORDER BY seq LIMIT 1').get(anchorSeq, target)
           : this.#db.prepare('SELECT seq, hash, signature FROM audit_checkpoint WHERE seq > ? AND seq <= ? ORDER BY seq DESC LIMIT 1').get(anchorSeq, limit),
       );

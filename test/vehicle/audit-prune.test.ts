@@ -79,6 +79,18 @@ describe('audit log pruning', () => {
     expect(readAsPhone(s).verify(crypto, s.identity.publicKey)).toMatchObject({ ok: true, value: { anchorSeq: pruned.throughSeq } });
   });
 
+  it('keeps entries the cloud does not hold yet (keepAfterSeq) until the log reaches twice its cap', () => {
+    const s = open();
+    fill(s, 150);
+    expect(s.pruneAudit(100, { keepAfterSeq: 0 })).toBeUndefined();
+    const partial = s.pruneAudit(100, { keepAfterSeq: 20 });
+    expect(partial?.throughSeq).toBe(16); // the newest checkpoint not after the uploaded seq
+    fill(s, 100); // now more than twice the cap: the disk wins over the upload
+    const forced = s.pruneAudit(100, { keepAfterSeq: 20 });
+    expect(forced?.throughSeq ?? 0).toBeGreaterThan(20);
+    expect(s.verifyAuditInStore().ok).toBe(true);
+  });
+
   it('prunes again and again as the log grows; every state verifies on the car and on the phone', () => {
     const s = open();
     for (let round = 0; round < 6; round++) {
