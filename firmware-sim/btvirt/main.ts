@@ -7,10 +7,15 @@
  * SIGTERM, then stops it and removes its private directory. Exits 6
  * (unavailable) with the reason on stderr if btvirt cannot start.
  */
+import { versionLine, wantsVersion } from '../../src/common/version.js';
 import { isCarkeyError } from '../../src/core/errors.js';
 import { startBtvirt } from './launcher.js';
 
 async function main(): Promise<void> {
+  if (wantsVersion(process.argv.slice(2))) {
+    process.stdout.write(versionLine('sim-btvirt'));
+    return;
+  }
   const btvirt = await startBtvirt();
   process.stdout.write(`CARKEY_HCI_SOCKET=${btvirt.leSocketPath}\n`);
   process.stderr.write(`btvirt pid ${btvirt.pid} running; Ctrl-C to stop\n`);

@@ -10,6 +10,7 @@
  */
 
 import { parseArgs } from 'node:util';
+import { versionLine, wantsVersion } from '../../src/common/version.js';
 import { CarkeyError, ExitCode, toCarkeyError } from '../../src/core/errors.js';
 import { sendControl } from './control-client.js';
 import type { ControlCommand } from './control.js';
@@ -34,6 +35,7 @@ options:
   --socket PATH   the simulator's host socket; the control socket is PATH.ctl
   --ctl PATH      the control socket, when it is not <socket>.ctl
   --json          print one JSON object
+  -V, --version   print the version
   -h, --help      show this help`;
 
 interface Output {
@@ -130,6 +132,10 @@ async function run(controlPath: string, name: string, arg: string | undefined): 
 }
 
 async function main(): Promise<number> {
+  if (wantsVersion(process.argv.slice(2))) {
+    process.stdout.write(versionLine('sim-hardware-ctl'));
+    return ExitCode.ok;
+  }
   let parsed;
   try {
     parsed = parseArgs({

@@ -11,6 +11,7 @@
  */
 
 import { parseArgs } from 'node:util';
+import { versionLine, wantsVersion } from '../../src/common/version.js';
 import { CarkeyError, ExitCode, toCarkeyError } from '../../src/core/errors.js';
 import { startHardwareSim } from './server.js';
 import { createSimLogger } from './sim-log.js';
@@ -25,6 +26,7 @@ usage: node dist/firmware-sim/hardware/main.js --socket PATH [options]
   --doors N       2 or 4 doors (default 4)
   --json-log      log JSON lines on stderr instead of text
   --verbose       also log every line on the host link
+  -V, --version   print the version
   -h, --help      show this help
 
 Act on the car with: node dist/firmware-sim/hardware/ctl.js --socket PATH --help
@@ -35,6 +37,10 @@ function usage(detail: string): CarkeyError {
 }
 
 async function main(): Promise<number> {
+  if (wantsVersion(process.argv.slice(2))) {
+    process.stdout.write(versionLine('sim-hardware'));
+    return ExitCode.ok;
+  }
   let values;
   try {
     ({ values } = parseArgs({

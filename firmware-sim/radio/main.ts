@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { versionLine, wantsVersion } from '../../src/common/version.js';
 import { CarkeyError, toCarkeyError } from '../../src/core/errors.js';
 import { SIM_PROTOCOL_VERSION } from '../../src/transport/sim-protocol.js';
 import { EMPTY_RADIO_CONFIG, parseRadioConfig, type RadioConfig } from './profile.js';
@@ -21,7 +22,7 @@ import { MAX_SEED } from './random.js';
 import { startRadioServer } from './server.js';
 
 const DEFAULT_SEED = 1;
-const USAGE = 'usage: main.js --socket PATH [--config FILE] [--seed N]';
+const USAGE = 'usage: main.js --socket PATH [--config FILE] [--seed N] | --version';
 
 interface Options {
   readonly socketPath: string;
@@ -73,6 +74,10 @@ async function loadConfig(path: string | undefined): Promise<RadioConfig> {
 }
 
 async function main(): Promise<void> {
+  if (wantsVersion(process.argv.slice(2))) {
+    process.stdout.write(versionLine('sim-radio'));
+    return;
+  }
   const options = parseOptions(process.argv.slice(2));
   const config = await loadConfig(options.configPath);
   const startedAt = performance.now();

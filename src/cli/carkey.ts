@@ -46,6 +46,7 @@ import { decodeShare, encodeShare, MAX_SHARE_TEXT, type ShareBundle } from '../p
 import { DEFAULT_ADAPTER, DEFAULT_RADIO_SOCKET, isTransportKind, openCentral, TRANSPORT_KINDS, type TransportKind } from '../phone/transports.js';
 import { checkName, isValidName, MAX_ISSUED_GRANTS, uniqueName, type VehicleRecord } from '../phone/vehicle-record.js';
 import { webCommand, type WebCommandOptions } from '../web/server/command.js';
+import { carkeyVersion } from '../common/version.js';
 import { COMMON_HINTS, configureCommander, configureSubcommands, integerOption, isoTime, Output, parseTimeArgument, processIo, promptLine, runProgram, type CliIo, type Hints } from './common.js';
 
 const PROGRAM = 'carkey';
@@ -1071,6 +1072,7 @@ async function remoteCommand(ctx: Context, command: RemoteCommandName, options: 
 export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Command {
   const program = configureCommander(new Command(PROGRAM), io)
     .description('carkey: your phone (or this computer) as a car key, over Bluetooth LE; the car decides locally, no cloud needed')
+    .version(carkeyVersion(), '-V, --version')
     .option('--home <dir>', 'key store directory (env CARKEY_HOME, default ~/.config/carkey)')
     .addOption(new Option('--transport <kind>', 'radio: ble (a Bluetooth adapter) or sim (the simulated radio) (env CARKEY_TRANSPORT, default ble)').choices(TRANSPORT_KINDS))
     .option('--radio <path>', `simulated radio socket (env CARKEY_RADIO, default ${DEFAULT_RADIO_SOCKET})`)

@@ -23,6 +23,7 @@
 import { randomBytes } from 'node:crypto';
 import { Command, Option } from 'commander';
 import { createLogger } from '../common/logger.js';
+import { carkeyVersion } from '../common/version.js';
 import { toHex } from '../core/bytes.js';
 import { createCrypto } from '../core/crypto/index.js';
 import { CarkeyError, ExitCode, toCarkeyError } from '../core/errors.js';
@@ -133,14 +134,23 @@ async function run(flags: RunFlags): Promise<void> {
 
 const program = new Command('carkeyd')
   .description('carkey vehicle daemon: verifies phone keys locally over Bluetooth LE and drives the car')
+  .version(carkeyVersion(), '-V, --version')
+  .configureHelp({ showGlobalOptions: true })
   .showHelpAfterError('(run with --help for usage)')
   .exitOverride((error) => {
     process.exit(error.exitCode === 0 ? ExitCode.ok : ExitCode.badInput);
   });
 
-addRunOptions(program.command('run', { isDefault: true }).description('run the daemon (default command)'))
-  .addHelpText('after', '\nExamples:\n  carkeyd --config /etc/carkey/carkeyd.json\n  carkeyd --transport sim --radio /tmp/carkey-radio.sock --hardware /tmp/carkey-hw.sock --state ./state')
+const runCommand = addRunOptions(program.command('run', { isDefault: true }).description('run the daemon (default command; create the car first with `carkeyd init`)'))
+  .addHelpText('after', '\nExamples:\n  carkeyd init --state ./state\n  carkeyd --config /etc/carkey/carkeyd.json\n  carkeyd --transport sim --radio /tmp/carkey-radio.sock --hardware /tmp/carkey-hw.sock --state ./state')
   .action((flags: RunFlags) => run(flags));
+// `carkeyd --help` shows what `carkeyd` alone does: the run flags, not only the command list.
+program.addHelpText('after', () => {
+  const help = runCommand.createHelp();
+  const width = Math.max(...runCommand.options.map((option) => help.optionTerm(option).length));
+  const lines = runCommand.options.map((option) => `  ${help.optionTerm(option).padEnd(width)}  ${help.optionDescription(option)}`);
+  return `\nOptions of run (the default command: \`carkeyd [options]\` is \`carkeyd run [options]\`):\n${lines.join('\n')}\n\nExit codes: 0 ok, 1 internal, 2 bad configuration or flags, 6 adapter/hardware/status port unavailable, 7 state (no identity: carkeyd init; corrupt; locked).\n`;
+});
 
 const audit = program.command('audit').description('audit log tools');
 audit

@@ -147,6 +147,8 @@ export function configureCommander(program: Command, io: CliIo): Command {
       writeOut: (text) => io.stdout.write(text),
       writeErr: (text) => io.stderr.write(text),
     })
+    // `carkey unlock --help` lists --home, --transport, --json … too (they are given before or after the subcommand)
+    .configureHelp({ showGlobalOptions: true })
     .showSuggestionAfterError(true);
 }
 

@@ -121,6 +121,7 @@ export const Catalog = {
   CK_SYNC_OUTBOX_FULL: { message: 'the sync outbox is full; remote commands wait in the cloud until results are delivered', exit: ExitCode.unavailable },
   CK_SYNC_CIRCUIT_OPEN: { message: 'the cloud failed repeatedly; the sync worker waits before it tries again', exit: ExitCode.unavailable },
   CK_STORE_NOT_INITIALIZED: { message: 'the state directory holds no car identity', exit: ExitCode.state },
+  CK_STATUS_PORT_UNAVAILABLE: { message: 'the status port cannot be opened (in use by another process, or not allowed)', exit: ExitCode.unavailable },
 
   // --- phone / CLI ------------------------------------------------------------
   CK_PHONE_NOT_PAIRED: { message: 'no paired vehicle by that name; pair first with `carkey pair`', exit: ExitCode.notFound },

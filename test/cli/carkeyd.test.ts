@@ -5,6 +5,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { runCli } from '../../firmware-sim/rig.js';
 import { ExitCode } from '../../src/core/errors.js';
@@ -96,5 +97,27 @@ describe('carkeyd init: the car identity is created explicitly', () => {
     const result = await runCli('src/cli/carkeyd.js', ['identity', '--state', join(dir, 'empty-state')]);
     expect(result.code).toBe(ExitCode.state);
     expect(result.stderr).toContain('carkeyd init --state');
+  });
+});
+
+describe('a busy status port', () => {
+  it('is refused before anything is audited, with its own code and exit 6 (not CK_INTERNAL)', async () => {
+    const state = join(dir, 'port-car');
+    expect((await runCli('src/cli/carkeyd.js', ['init', '--state', state, '--log-level', 'silent'])).code).toBe(0);
+    const holder = createServer();
+    await new Promise<void>((resolve) => holder.listen({ host: '127.0.0.1', port: 0 }, resolve));
+    const address = holder.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    try {
+      const result = await runCli('src/cli/carkeyd.js', [...runArgs(state).filter((arg) => arg !== '-1' && arg !== '--status-port'), '--status-port', String(port)]);
+      expect(result.code).toBe(ExitCode.unavailable);
+      expect(result.stderr).toContain('[CK_STATUS_PORT_UNAVAILABLE]');
+      expect(result.stderr).toContain(`127.0.0.1:${port} is already in use`);
+      expect(result.stderr).not.toContain('CK_INTERNAL');
+    } finally {
+      await new Promise<void>((resolve) => holder.close(() => resolve()));
+    }
+    const verify = await runCli('src/cli/carkeyd.js', ['audit', 'verify', '--state', state, '--json']);
+    expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, entries: 0 });
   });
 });
