@@ -153,6 +153,9 @@ function unwrap<T>(result: Result<T>): T {
   return result.value;
 }
 
+/** What a phone is told when the car refuses its key (CLI and web app say the same). */
+export const REFUSED_KEY_TEXT = 'the car does not accept this key (revoked, replaced, or the car was reset); ask an owner';
+
 /** The reason text of a failed RESULT (or remote result), printable and bounded. */
 export function failureReason(payload: Uint8Array): string {
   if (payload.length === 0) return 'no reason given';
@@ -237,7 +240,7 @@ export class VehicleConnection {
     if (!result.ok) {
       this.ended = true;
       if (result.error.code === 'CK_PROTO_REFUSED') {
-        throw new CarkeyError('CK_PROTO_REFUSED', 'the car does not accept this key (revoked, replaced, or the car was reset); ask an owner');
+        throw new CarkeyError('CK_PROTO_REFUSED', REFUSED_KEY_TEXT);
       }
       throw result.error;
     }

@@ -33,7 +33,7 @@ import { decodeAuditPage } from '../../core/audit-page.js';
 import { PhonePairing, PhoneSession, type ChallengeInfo, type PhoneCredential } from '../../core/phone-session.js';
 import { ROLE_MASK, type CommandName, type RoleName } from '../../core/roles.js';
 import type { Signer } from '../../core/signer.js';
-import { chooseCredential, DEFAULT_TIMEOUTS, describeOutcome, isTransient, type Outcome, type ProgressEvent } from '../../phone/client.js';
+import { chooseCredential, DEFAULT_TIMEOUTS, describeOutcome, failureReason, isTransient, REFUSED_KEY_TEXT, type Outcome, type ProgressEvent } from '../../phone/client.js';
 import { checkCarKeyList, checkPairingRequirement, isCoveredBy, latestKnownKeyList, pairingKeyListBody, pendingAfterDelivery, rebaseBody, revocationBody, type RevocationTarget } from '../../phone/key-lists.js';
 import { decodeShare, encodeShare } from '../../phone/share.js';
 import { checkName, isValidName, MAX_ISSUED_GRANTS, uniqueName, type VehicleRecord } from '../../phone/vehicle-record.js';
@@ -43,7 +43,7 @@ import type { DeviceLike, WebBluetoothTransport } from './bluetooth.js';
 import type { WebStore } from './store.js';
 
 /** The CLI's wording for a key the car refuses (src/phone/client.ts; the e2e browser test compares the two). */
-export const REFUSED_KEY_TEXT = 'the car does not accept this key (revoked, replaced, or the car was reset); ask an owner';
+export { REFUSED_KEY_TEXT } from '../../phone/client.js';
 
 export type WebProgress = ProgressEvent | { readonly kind: 'choosing' } | { readonly kind: 'signing' } | { readonly kind: 'sending'; readonly command: CommandName };
 
@@ -80,16 +80,6 @@ export function expectOk<T>(outcome: Outcome<T>, command: string): T {
   if (outcome.status === 'ok') return outcome.value;
   if (outcome.status === 'denied') throw new CarkeyError('CK_DENIED', `${command}: ${outcome.category}`, { command, category: outcome.category });
   throw new CarkeyError('CK_PHONE_COMMAND_FAILED', `${command}: ${outcome.reason}`, { command });
-}
-
-function failureReason(payload: Uint8Array): string {
-  if (payload.length === 0) return 'no reason given';
-  try {
-    // eslint-disable-next-line no-control-regex
-    return new TextDecoder('utf-8', { fatal: true }).decode(payload).replace(/[\u0000-\u001f\u007f]/g, ' ').slice(0, 200);
-  } catch {
-    return `${payload.length} bytes of binary detail`;
-  }
 }
 
 class Link {
