@@ -38,7 +38,7 @@ import { checkStatement, publishPending, registerVehicle, type PublishReport } f
 import { acknowledge, postShare, readInbox, type InboxEntry } from '../phone/cloud/mailbox.js';
 import { DEFAULT_REMOTE_EXPIRY_MS, REMOTE_COMMAND_NAMES, sendRemoteCommand, type RemoteCommandName } from '../phone/cloud/remote.js';
 import { CarkeyClient, chooseCredential, type ClientTimeouts, type DeliveryReport, type Outcome, type VehicleConnection } from '../phone/client.js';
-import { denialHint, describeProgress, describeStatus, describeVehicleKeys, grantView, statusView, vehicleKeysView } from '../phone/describe.js';
+import { denialHint, describeProgress, describeWait, describeStatus, describeVehicleKeys, grantView, statusView, vehicleKeysView } from '../phone/describe.js';
 import { buildRevocation, isCoveredBy, latestKnownKeyList, parseRevocationTarget, pendingAfterDelivery } from '../phone/key-lists.js';
 import { KeyStore, resolveHome, type PassphraseSource } from '../phone/keystore.js';
 import { writeFileAtomic } from '../phone/private-files.js';
@@ -109,7 +109,8 @@ const CARKEY_HINTS: Hints = {
   CK_CLOUD_BAD_RESPONSE: 'nothing from that answer was used; try again. If it keeps happening, the cloud is faulty or tampering: the car and your Bluetooth key are not affected',
   CK_DENIED: (error) => {
     const category = error.details?.category;
-    return typeof category === 'string' && isDenyCategory(category) ? denialHint(category) : undefined;
+    const retryAfterSeconds = error.details?.retryAfterSeconds;
+    return typeof category === 'string' && isDenyCategory(category) ? denialHint(category, typeof retryAfterSeconds === 'number' ? retryAfterSeconds : undefined) : undefined;
   },
   CK_PROTO_REFUSED: 'ask an owner whether your key was revoked; an owner with physical access to the car can always pair again',
   CK_PROTO_BAD_CAR_SIGNATURE: 'this is not the car you paired with, or something is impersonating it; do not use it',
@@ -124,7 +125,7 @@ const CARKEY_HINTS: Hints = {
   CK_AUDIT_CHAIN_BROKEN: 'the car’s log was altered or damaged; keep this output as evidence and inspect the car',
 };
 
-const DENY_CATEGORIES: readonly DenyCategoryName[] = ['none', 'not-permitted', 'expired', 'proximity', 'pin', 'busy'];
+const DENY_CATEGORIES: readonly DenyCategoryName[] = ['none', 'not-permitted', 'expired', 'proximity', 'pin', 'busy', 'locked-out'];
 
 function isDenyCategory(value: string): value is DenyCategoryName {
   return (DENY_CATEGORIES as readonly string[]).includes(value);
@@ -261,7 +262,13 @@ function readPassphraseFile(path: string): string {
 
 function expectOk<T>(outcome: Outcome<T>, command: string): T {
   if (outcome.status === 'ok') return outcome.value;
-  if (outcome.status === 'denied') throw new CarkeyError('CK_DENIED', `${command}: ${outcome.category}`, { command, category: outcome.category });
+  if (outcome.status === 'denied') {
+    if (outcome.category === 'locked-out') {
+      const wait = outcome.retryAfterSeconds === undefined ? '' : ` for ${describeWait(outcome.retryAfterSeconds)}`;
+      throw new CarkeyError('CK_DENIED', `${command}: locked out after too many wrong PINs${wait}`, { command, category: outcome.category, ...(outcome.retryAfterSeconds === undefined ? {} : { retryAfterSeconds: outcome.retryAfterSeconds }) });
+    }
+    throw new CarkeyError('CK_DENIED', `${command}: ${outcome.category}`, { command, category: outcome.category });
+  }
   throw new CarkeyError('CK_PHONE_COMMAND_FAILED', `${command}: ${outcome.reason}`, { command });
 }
 

@@ -30,11 +30,12 @@ export const DENY_REASONS = [
   'out-of-range',
   'pin-required',
   'pin-wrong',
+  'pin-locked-out',
 ] as const;
 export type DenyReason = (typeof DENY_REASONS)[number];
 
 /** What an authenticated, recognised peer is told (wire category codes in messages.ts). */
-export type DenyCategory = 'not-permitted' | 'expired' | 'proximity' | 'pin';
+export type DenyCategory = 'not-permitted' | 'expired' | 'proximity' | 'pin' | 'locked-out';
 
 /** `undefined` means: do not explain, send the generic refusal. */
 export function revealOf(reason: DenyReason): DenyCategory | undefined {
@@ -59,6 +60,8 @@ export function revealOf(reason: DenyReason): DenyCategory | undefined {
     case 'pin-required':
     case 'pin-wrong':
       return 'pin';
+    case 'pin-locked-out':
+      return 'locked-out';
   }
 }
 
@@ -89,8 +92,8 @@ export interface DecisionInput {
   readonly now: number;
   readonly proximity: ProximityFacts;
   readonly policy: LocalPolicy;
-  /** PIN check outcome supplied by the daemon: undefined = no PIN given. */
-  readonly pin: 'ok' | 'wrong' | undefined;
+  /** PIN check outcome supplied by the daemon: undefined = no PIN given; locked = this key's PIN is locked out (PinGuard), whatever was given. */
+  readonly pin: 'ok' | 'wrong' | 'locked' | undefined;
 }
 
 export type Decision =
@@ -157,6 +160,7 @@ export function decide(crypto: Crypto, input: DecisionInput, recognition?: Recog
   if (input.proximity.responseTimeMs > input.policy.relayBoundMs) return deny('relay-bound', subject);
   if (input.command === 'passiveUnlock' && !input.proximity.near) return deny('out-of-range', subject);
   if (input.command === 'start' && input.policy.startPinRequired) {
+    if (input.pin === 'locked') return deny('pin-locked-out', subject);
     if (input.pin === undefined) return deny('pin-required', subject);
     if (input.pin === 'wrong') return deny('pin-wrong', subject);
   }

@@ -261,8 +261,16 @@ export function decodeCommandPlain(bytes: Uint8Array): Result<CommandPlain> {
 }
 
 export const ResultStatus = { ok: 0, denied: 1, failed: 2 } as const;
-export const DenyCategoryCode = { none: 0, 'not-permitted': 1, expired: 2, proximity: 3, pin: 4, busy: 5 } as const;
+export const DenyCategoryCode = { none: 0, 'not-permitted': 1, expired: 2, proximity: 3, pin: 4, busy: 5, 'locked-out': 6 } as const;
 export type DenyCategoryName = keyof typeof DenyCategoryCode;
+
+/** RESULT denied / locked-out payload (§6.4): the seconds until the lockout ends, u32. Other denials carry none. */
+export function encodeLockoutPayload(retryAfterSeconds: number): Uint8Array {
+  return new Writer().u32(retryAfterSeconds).finish();
+}
+export function decodeLockoutPayload(bytes: Uint8Array): Result<number> {
+  return decodeWith(bytes, (r) => r.u32('retry after seconds'));
+}
 
 export interface ResultPlain {
   readonly requestSeq: number;

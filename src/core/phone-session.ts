@@ -30,6 +30,7 @@ import {
   decodePairReadyPlain,
   type PairReadyPlain,
   decodePairResultPlain,
+  decodeLockoutPayload,
   decodeResultPlain,
   encodeCommandPlain,
   encodeHello,
@@ -53,7 +54,7 @@ export interface ChallengeInfo {
 
 export type CommandResult =
   | { readonly status: 'ok'; readonly payload: Uint8Array }
-  | { readonly status: 'denied'; readonly category: DenyCategoryName }
+  | { readonly status: 'denied'; readonly category: DenyCategoryName; readonly retryAfterSeconds?: number }
   | { readonly status: 'failed'; readonly payload: Uint8Array };
 
 function isRefuse(bytes: Uint8Array): boolean {
@@ -212,8 +213,12 @@ export class PhoneSession {
     switch (plain.value.status) {
       case ResultStatus.ok:
         return ok({ status: 'ok', payload: plain.value.payload });
-      case ResultStatus.denied:
-        return ok({ status: 'denied', category: categoryName(plain.value.category) });
+      case ResultStatus.denied: {
+        const category = categoryName(plain.value.category);
+        if (category !== 'locked-out') return ok({ status: 'denied', category });
+        const seconds = decodeLockoutPayload(plain.value.payload);
+        return seconds.ok ? ok({ status: 'denied', category, retryAfterSeconds: seconds.value }) : seconds;
+      }
       case ResultStatus.failed:
         return ok({ status: 'failed', payload: plain.value.payload });
       default:

@@ -45,6 +45,7 @@ import {
   type PairReadyPlain,
   type PairReadyStatus,
   encodePairResultPlain,
+  encodeLockoutPayload,
   encodeResultPlain,
   NONCE_LENGTH,
   type DenyCategoryName,
@@ -98,7 +99,7 @@ export type VehicleEvent =
 
 export type Outcome =
   | { readonly status: 'ok'; readonly payload?: Uint8Array }
-  | { readonly status: 'denied'; readonly category: DenyCategoryName }
+  | { readonly status: 'denied'; readonly category: DenyCategoryName; readonly retryAfterSeconds?: number }
   | { readonly status: 'failed'; readonly payload?: Uint8Array };
 
 type State =
@@ -268,7 +269,8 @@ export class VehicleSession {
     this.state = { ...state, pending: false };
     const status = ResultStatus[outcome.status];
     const category = outcome.status === 'denied' ? DenyCategoryCode[outcome.category] : DenyCategoryCode.none;
-    const payload = outcome.status === 'denied' ? new Uint8Array(0) : (outcome.payload ?? new Uint8Array(0));
+    const payload =
+      outcome.status !== 'denied' ? (outcome.payload ?? new Uint8Array(0)) : outcome.category === 'locked-out' ? encodeLockoutPayload(outcome.retryAfterSeconds ?? 0) : new Uint8Array(0);
     return state.channel.seal(MessageType.result, encodeResultPlain({ requestSeq: seq, status, category, payload }));
   }
 

@@ -114,7 +114,7 @@ export function isTransient(error: CarkeyError): boolean {
 /** A typed answer to one command. */
 export type Outcome<T> =
   | { readonly status: 'ok'; readonly value: T }
-  | { readonly status: 'denied'; readonly category: DenyCategoryName }
+  | { readonly status: 'denied'; readonly category: DenyCategoryName; readonly retryAfterSeconds?: number }
   | { readonly status: 'failed'; readonly reason: string };
 
 export interface DeliveryReport {
@@ -246,7 +246,7 @@ export class VehicleConnection {
     }
     const value = result.value;
     if (value.status === 'ok') return { status: 'ok', value: value.payload };
-    if (value.status === 'denied') return { status: 'denied', category: value.category };
+    if (value.status === 'denied') return value.retryAfterSeconds === undefined ? { status: 'denied', category: value.category } : { status: 'denied', category: value.category, retryAfterSeconds: value.retryAfterSeconds };
     return { status: 'failed', reason: failureReason(value.payload) };
   }
 

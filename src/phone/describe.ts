@@ -46,8 +46,15 @@ export function describeProgress(event: ProgressEvent): string | undefined {
   }
 }
 
+/** "4 min 10 s", "45 s". */
+export function describeWait(seconds: number): string {
+  const minutes = Math.floor(seconds / 60);
+  const rest = seconds % 60;
+  return minutes === 0 ? `${rest} s` : rest === 0 ? `${minutes} min` : `${minutes} min ${rest} s`;
+}
+
 /** What to do next after the car denied a command with `category`. */
-export function denialHint(category: DenyCategoryName): string {
+export function denialHint(category: DenyCategoryName, retryAfterSeconds?: number): string {
   switch (category) {
     case 'not-permitted':
       return 'your key does not allow this command; ask an owner for a key that does';
@@ -59,6 +66,8 @@ export function denialHint(category: DenyCategoryName): string {
       return 'this command needs the PIN: add --pin PIN';
     case 'busy':
       return 'the car is busy; try again in a moment';
+    case 'locked-out':
+      return `too many wrong PINs from this key: the car refuses every PIN from it (the right one too)${retryAfterSeconds === undefined ? ' for a few minutes' : ` for ${describeWait(retryAfterSeconds)} more`}; wait, then try again with the right PIN`;
     case 'none':
       return 'the car gave no reason; ask an owner to check the audit log (carkey audit)';
   }

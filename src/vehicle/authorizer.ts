@@ -29,6 +29,8 @@ export interface AuthorizationRequest {
   readonly proximity: ProximityFacts;
   /** PIN given with `start`, if any. */
   readonly pin: string | undefined;
+  /** This key's PIN is locked out (PinGuard): every PIN is refused as locked out, the right one too. */
+  readonly pinLocked?: boolean;
 }
 
 export function checkPin(crypto: Crypto, expected: string | undefined, given: string | undefined): 'ok' | 'wrong' | undefined {
@@ -48,6 +50,6 @@ export function authorize(crypto: Crypto, policy: AuthorizerPolicy, request: Aut
     now: request.trustedNow,
     proximity: request.proximity,
     policy: { relayBoundMs: policy.relayBoundMs, startPinRequired: policy.startPin !== undefined },
-    pin: checkPin(crypto, policy.startPin, request.pin),
+    pin: request.pinLocked === true && policy.startPin !== undefined ? 'locked' : checkPin(crypto, policy.startPin, request.pin),
   }, recognition);
 }

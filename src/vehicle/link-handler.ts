@@ -364,7 +364,8 @@ export class LinkHandler {
     // Per key: another key's wrong PINs never lock this one out. Only owner credentials count as owners
     // here; a claimed owner key that is not one is refused by the decision before the PIN matters.
     const pinSubject = { key: toHex(event.peerKey), owner: event.credential.kind === 'owner' };
-    const pinLocked = command === 'start' && deps.pinGuard.locked(pinSubject, started);
+    const pinLockedMs = command === 'start' ? deps.pinGuard.lockedFor(pinSubject, started) : 0;
+    const pinLocked = pinLockedMs > 0;
     const decision: Decision = authorize(deps.crypto, { relayBoundMs: deps.config.relayBoundMs, startPin: deps.config.startPin }, {
       vehicleId: deps.vehicleId,
       keyList: deps.keyList(),
@@ -374,8 +375,9 @@ export class LinkHandler {
       command,
       proximity: { rssi, near: this.proximity.near, responseTimeMs: event.responseTimeMs },
       // A malformed PIN is a wrong PIN (it can never equal a valid configured one);
-      // while the guard is locked, every PIN is wrong.
+      // while the guard is locked, every PIN is refused as locked out (and the phone is told for how long).
       pin: pinLocked ? '' : pin.ok ? pin.value : '',
+      pinLocked,
     }, recognition);
     if (command === 'start' && deps.config.startPin !== undefined && !pinLocked) {
       if (decision.allow) deps.pinGuard.record(pinSubject, 'ok', started);
@@ -400,7 +402,7 @@ export class LinkHandler {
         await this.refuse(new CarkeyError('CK_DENIED', decision.reason), false);
         return;
       }
-      await this.send(this.session.respond(event.seq, { status: 'denied', category }));
+      await this.send(this.session.respond(event.seq, category === 'locked-out' ? { status: 'denied', category, retryAfterSeconds: Math.ceil(pinLockedMs / 1000) } : { status: 'denied', category }));
       if (NOT_VALID_NOW.has(decision.reason)) {
         deps.metrics.connectionsTotal.inc({ event: 'credential-dropped' });
         await this.drop('credential expired during the session');

@@ -68,9 +68,14 @@ export class PinGuard {
 
   /** Is this subject's PIN locked out at `now`? */
   locked(subject: PinSubject, now: number): boolean {
-    if (!subject.owner && now < this.nonOwner.lockedUntil) return true;
-    const tracked = this.keys.get(subject.key);
-    return tracked !== undefined && now < tracked.lockedUntil;
+    return this.lockedFor(subject, now) > 0;
+  }
+
+  /** How long (ms) this subject's PIN stays locked out from `now`: 0 when it is not (the later of its key's and the non-owner lockout). */
+  lockedFor(subject: PinSubject, now: number): number {
+    const own = this.keys.get(subject.key)?.lockedUntil ?? -Infinity;
+    const until = subject.owner ? own : Math.max(own, this.nonOwner.lockedUntil);
+    return until > now ? until - now : 0;
   }
 
   /** Record the outcome of one PIN check (only for checks made while not locked). */

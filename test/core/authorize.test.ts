@@ -71,6 +71,7 @@ const DENY_TABLE: Record<DenyReason, DenyRow> = {
   'out-of-range': { base: 'owner', change: () => ({ command: 'passiveUnlock', proximity: { rssi: -95, near: false, responseTimeMs: 20 } }) },
   'pin-required': { base: 'owner', change: () => ({ command: 'start', policy: { relayBoundMs: 50, startPinRequired: true } }) },
   'pin-wrong': { base: 'owner', change: () => ({ command: 'start', policy: { relayBoundMs: 50, startPinRequired: true }, pin: 'wrong' }) },
+  'pin-locked-out': { base: 'owner', change: () => ({ command: 'start', policy: { relayBoundMs: 50, startPinRequired: true }, pin: 'locked' }) },
 };
 
 describe('deny reasons: one row per reason', () => {
@@ -84,6 +85,12 @@ describe('deny reasons: one row per reason', () => {
     expect(decide(crypto, base)).toMatchObject({ allow: true });
     const decision = decide(crypto, { ...base, ...row.change() });
     expect(decision).toMatchObject({ allow: false, reason });
+  });
+
+  it('a locked-out PIN is denied as locked out, not as missing or wrong (the right PIN included)', () => {
+    const policy = { relayBoundMs: 50, startPinRequired: true };
+    expect(decide(crypto, allowedInput('owner', { command: 'start', policy, pin: 'locked' }))).toMatchObject({ allow: false, reason: 'pin-locked-out' });
+    expect(revealOf('pin-locked-out')).toBe('locked-out');
   });
 
   it('boundaries: the last allowed instant and response time', () => {
@@ -178,6 +185,7 @@ describe('revealOf', () => {
     'out-of-range': 'proximity',
     'pin-required': 'pin',
     'pin-wrong': 'pin',
+    'pin-locked-out': 'locked-out',
   };
 
   it('covers every reason', () => {

@@ -49,8 +49,19 @@ describe('start-PIN lockout per key', () => {
       const wrong = await carkey('guest', 'start', '--pin', `000${i}`);
       expect(wrong.code, wrong.stderr).toBe(ExitCode.denied);
     }
-    // The grantee is locked out now: even the right PIN is refused.
-    expect((await carkey('guest', 'start', '--pin', '4711')).code).toBe(ExitCode.denied);
+    // The grantee is locked out now: even the right PIN is refused, and the phone is told so and for how long
+    // (not "this command needs the PIN").
+    const locked = await carkey('guest', 'start', '--pin', '4711');
+    expect(locked.code).toBe(ExitCode.denied);
+    expect(locked.stderr).toMatch(/locked out after too many wrong PINs for [1-5] min/);
+    expect(locked.stderr).toContain('next: too many wrong PINs from this key');
+    expect(locked.stderr).not.toContain('add --pin');
+    const lockedJson = JSON.parse((await carkey('guest', 'start', '--pin', '4711', '--json')).stdout) as { error: { details: { category: string; retryAfterSeconds: number } } };
+    expect(lockedJson.error.details.category).toBe('locked-out');
+    expect(lockedJson.error.details.retryAfterSeconds).toBeGreaterThan(0);
+    expect(lockedJson.error.details.retryAfterSeconds).toBeLessThanOrEqual(300);
+    // A wrong PIN before the lockout was told it was wrong, not locked out.
+    expect((await carkey('owner', 'start', '--pin', '0000')).stderr).toContain('add --pin');
     expect(await drive()).toBe('off');
     // The owner was not the one failing: the right PIN starts the car.
     const owner = await carkey('owner', 'start', '--pin', '4711');

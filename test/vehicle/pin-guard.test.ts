@@ -60,6 +60,24 @@ describe('PIN guard', () => {
     for (const subject of open) expect(guard.locked(subject, at), `${subject.key.slice(0, 4)} open`).toBe(false);
   });
 
+  it('lockedFor says how long the lockout lasts: from the 5th wrong PIN, counting down to 0', () => {
+    const guard = new PinGuard();
+    for (let i = 0; i < 5; i++) guard.record(guest, 'wrong', i);
+    expect(guard.lockedFor(guest, 4)).toBe(5 * MIN);
+    expect(guard.lockedFor(guest, 4 + MIN)).toBe(4 * MIN);
+    expect(guard.lockedFor(guest, 4 + 5 * MIN)).toBe(0);
+    expect(guard.lockedFor(owner, 10)).toBe(0);
+  });
+
+  it('lockedFor a non-owner is the later of its own and the car-wide non-owner lockout', () => {
+    const guard = new PinGuard({ globalMaxFailures: 6 });
+    for (let i = 0; i < 5; i++) guard.record(guest, 'wrong', i); // guest locked until 4 + 5 min
+    guard.record(guest2, 'wrong', MIN); // 6th non-owner failure: every non-owner locked until 1 min + 5 min
+    expect(guard.lockedFor(guest, 2 * MIN)).toBe(4 * MIN);
+    expect(guard.lockedFor(guest2, 2 * MIN)).toBe(4 * MIN);
+    expect(guard.lockedFor(owner, 2 * MIN)).toBe(0);
+  });
+
   it('tracks at most maxTrackedKeys keys, evicting the oldest unlocked one first', () => {
     const guard = new PinGuard({ maxTrackedKeys: 4, globalMaxFailures: 1000 });
     for (let i = 0; i < 5; i++) guard.record(guest, 'wrong', i); // locked, oldest
