@@ -115,7 +115,7 @@ const CARKEY_HINTS: Hints = {
   CK_PROTO_REFUSED: 'ask an owner whether your key was revoked; an owner with physical access to the car can always pair again',
   CK_PROTO_BAD_CAR_SIGNATURE: 'this is not the car you paired with, or something is impersonating it; do not use it',
   CK_PROTO_PAIRING_NOT_CONFIRMED: 'put the car in pairing mode again (pairing button or keycard) and rerun `carkey pair`',
-  CK_PAIRING_NOT_ACTIVE: 'press the pairing button or tap the keycard on the car, then rerun `carkey pair`',
+  CK_PAIRING_NOT_ACTIVE: 'press its pairing button (or keycard + button on a car that already has an owner), then rerun `carkey pair` while the car shows pairing mode',
   CK_PAIRING_BUSY: 'another phone is pairing: if it is not yours, do not confirm anything on the car; wait for the pairing window to close (or power-cycle the car) and rerun `carkey pair`',
   CK_KEYLIST_VERSION_EXHAUSTED: 'factory-reset the car (hold the pairing button, then tap a registered keycard) and pair again',
   CK_KEYLIST_VERSION_JUMP: 'sign the next key list from the one in force on the car (`carkey keys --fetch`) and deliver it again',

@@ -107,6 +107,17 @@ export const DEFAULT_TIMEOUTS: ClientTimeouts = { scanMs: 10_000, connectMs: 10_
 /** Transport failures worth another attempt before any command was sent. */
 const TRANSIENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['CK_TRANSPORT_CONNECT_FAILED', 'CK_TRANSPORT_DISCONNECTED', 'CK_TRANSPORT_TIMEOUT', 'CK_FRAME_TIMEOUT']);
 
+/**
+ * `carkey pair` found carkey advertisers, none with the pairing flag: the car is there but not
+ * in pairing mode (say that, not "move closer"). Cars that are not carkey cars are not counted.
+ */
+export function notInPairingMode(seen: readonly Discovery[]): CarkeyError | undefined {
+  const cars = seen.filter((discovery) => decodeServiceData(discovery.serviceData) !== undefined).length;
+  if (cars === 0) return undefined;
+  const what = cars === 1 ? 'a car is nearby but not in pairing mode' : `${cars} cars are nearby but none is in pairing mode`;
+  return new CarkeyError('CK_PAIRING_NOT_ACTIVE', what, { carsNearby: cars });
+}
+
 export function isTransient(error: CarkeyError): boolean {
   return TRANSIENT.has(error.code);
 }
@@ -411,7 +422,7 @@ export class CarkeyClient {
     const transport = await this.deps.openTransport();
     try {
       const link = await this.withRetries((attempt) =>
-        this.openLink(transport, attempt, 'a car in pairing mode', (discovery) => decodeServiceData(discovery.serviceData)?.pairing ?? false),
+        this.openLink(transport, attempt, 'a car in pairing mode', (discovery) => decodeServiceData(discovery.serviceData)?.pairing ?? false, notInPairingMode),
       );
       try {
         return await this.runPairing(link, request.seed, request.confirmCode, phoneName, localName);
@@ -466,8 +477,8 @@ export class CarkeyClient {
     }));
   }
 
-  private async openLink(transport: CentralTransport, attempt: number, target: string, accept: (discovery: Discovery) => boolean): Promise<Link> {
-    return (await this.scanAndConnect(transport, attempt, target, accept)).link;
+  private async openLink(transport: CentralTransport, attempt: number, target: string, accept: (discovery: Discovery) => boolean, miss?: (seen: readonly Discovery[]) => CarkeyError | undefined): Promise<Link> {
+    return (await this.scanAndConnect(transport, attempt, target, accept, miss)).link;
   }
 
   /**
@@ -498,7 +509,10 @@ export class CarkeyClient {
       seen = Math.max(seen, rest.seen.length);
     }
     if (chosen === undefined) {
-      const detail = seen === 0 ? `no carkey car seen within ${scanMs} ms` : `${seen} carkey car(s) seen, none is ${target} (none answered with its signature)`;
+      const detail =
+        seen === 0
+          ? `no carkey car seen within ${scanMs} ms`
+          : `${seen} carkey car(s) nearby, but none is ${target} (none answered with its signature): if ${target} was factory-reset, pair again with \`carkey pair\`; otherwise move closer`;
       throw new CarkeyError('CK_TRANSPORT_NOT_FOUND', detail);
     }
     this.progress({ kind: 'found', address: chosen.address, rssi: chosen.rssi });
@@ -507,11 +521,19 @@ export class CarkeyClient {
     return { link: new Link(link, new MessageChannel(centralChunks(link)), answerMs), matched: matches(chosen), address: chosen.address };
   }
 
-  private async scanAndConnect(transport: CentralTransport, attempt: number, target: string, accept: (discovery: Discovery) => boolean): Promise<{ link: Link; discovery: Discovery }> {
+  private async scanAndConnect(
+    transport: CentralTransport,
+    attempt: number,
+    target: string,
+    accept: (discovery: Discovery) => boolean,
+    miss?: (seen: readonly Discovery[]) => CarkeyError | undefined,
+  ): Promise<{ link: Link; discovery: Discovery }> {
     const { scanMs, connectMs, answerMs } = this.timeouts;
     this.progress({ kind: 'scanning', target, timeoutMs: scanMs });
     const { match, seen } = await transport.scan({ timeoutMs: scanMs, accept });
     if (match === undefined) {
+      const explained = miss?.(seen);
+      if (explained !== undefined) throw explained;
       const detail = seen.length === 0 ? `no carkey car seen within ${scanMs} ms` : `${seen.length} carkey car(s) seen, none is ${target}`;
       throw new CarkeyError('CK_TRANSPORT_NOT_FOUND', detail);
     }

@@ -53,6 +53,19 @@ function ok(run: CarkeyRun): Record<string, unknown> {
 }
 
 describe('carkey over the simulated radio', () => {
+  it('pair with the car nearby but not in pairing mode says so (not "move closer")', async () => {
+    const home = join(dir, 'early');
+    ok(await carkey(home, 'keygen'));
+    const json = await carkey(home, 'pair', '--yes', '--timeout', '1500');
+    expect(json.code).toBe(3);
+    expect(json.json().error).toMatchObject({ code: 'CK_PAIRING_NOT_ACTIVE', details: { carsNearby: 1 } });
+    const text = await runCarkey(['--home', home, '--transport', 'sim', '--radio', broker.socketPath, '--timeout', '1500', 'pair', '--yes']);
+    expect(text.code).toBe(3);
+    expect(text.stderr).toContain('a car is nearby but not in pairing mode');
+    expect(text.stderr).toContain('next: press its pairing button (or keycard + button');
+    expect(text.stderr).not.toContain('move closer');
+  });
+
   it('pairs, drives the car, shares and revokes a key, and verifies the audit log', async () => {
     const owner = join(dir, 'owner');
     const friend = join(dir, 'friend');
