@@ -54,6 +54,9 @@ const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_SCAN_MS = 5_000;
 const MAX_AUDIT_PAGES = 10_000;
 const MAX_SMALL_FILE = 64 * 1024;
+const DAY_MS = 86_400_000;
+/** `share --from` further ahead than this gets a warning (a typo'd year or month is the usual cause). */
+const SHARE_FAR_AHEAD_MS = 7 * DAY_MS;
 
 const BLE_STILL_WORKS = 'Bluetooth commands (unlock, lock, share, revoke, …) work without the cloud';
 const NO_CLOUD_HINT = 'pass --cloud URL, set CARKEY_CLOUD=URL, or store a default with `carkey cloud use URL`';
@@ -481,11 +484,15 @@ function parseSubjectKey(ctx: Context, value: string): Uint8Array {
   let text = direct;
   if (!/^[0-9a-fA-F]{64}$/.test(direct)) {
     text = readSmallFile(value, MAX_SMALL_FILE, 'public key file');
+    refusePrivateKeyFile(value, text);
     try {
       const parsed: unknown = JSON.parse(text);
       if (typeof parsed === 'object' && parsed !== null && 'publicKey' in parsed && typeof parsed.publicKey === 'string') text = parsed.publicKey;
     } catch {
       // not JSON: look for the key as hex text
+    }
+    if ((text.match(/(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])/g) ?? []).length > 1) {
+      throw new CarkeyError('CK_USAGE', `--to: ${value} holds more than one 64-hex-digit value, so which one is the public key is unclear; give the key itself (\`carkey whoami\` on the friend's phone prints it)`);
     }
     const match = /(?<![0-9a-fA-F])[0-9a-fA-F]{64}(?![0-9a-fA-F])/.exec(text);
     if (match === null) throw new CarkeyError('CK_USAGE', `--to: ${value} holds no public key (64 hex digits, as printed by \`carkey whoami\`)`);
@@ -494,6 +501,27 @@ function parseSubjectKey(ctx: Context, value: string): Uint8Array {
   const key = fromHex(text.toLowerCase());
   if (key === undefined || !ctx.crypto.checkPublicKey(key).ok) throw new CarkeyError('CK_USAGE', '--to is not a valid public key');
   return key;
+}
+
+/**
+ * `share --to FILE` takes public material only. A file with a private seed (a phone's identity.json,
+ * plain or encrypted) is refused: it must never leave the friend's phone, and whoever holds it can use
+ * every key issued to that phone.
+ */
+export function refusePrivateKeyFile(file: string, text: string): void {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  const privateField = typeof parsed === 'object' && parsed !== null ? ['seed', 'secretKey', 'privateKey', 'secret'].find((name) => name in parsed) : undefined;
+  const privateText = privateField === undefined && /PRIVATE KEY|"seed"\s*:/.test(text);
+  if (privateField === undefined && !privateText) return;
+  throw new CarkeyError(
+    'CK_USAGE',
+    `--to: ${file} holds a private key${privateField === undefined ? '' : ` (its "${privateField}" field)`}, such as a phone's identity.json: it must never leave that phone, because whoever holds it can use every key issued to it. Give only the public key: \`carkey whoami --json > friend.json\` on the friend's phone (and if this file was sent to you, the friend should make a new key with a new --home)`,
+  );
 }
 
 function parsePermissions(list: string | undefined, role: ShareOptions['role']): number {
@@ -526,6 +554,12 @@ async function shareCommand(ctx: Context, options: ShareOptions): Promise<void> 
   const now = ctx.clock();
   const notBefore = parseTimeArgument(options.from ?? 'now', now, '--from');
   const notAfter = parseTimeArgument(options.until, now, '--until');
+  if (notAfter <= now) {
+    throw new CarkeyError('CK_USAGE', `--until ${isoTime(notAfter)} is not in the future: that key would never open the car; choose a later time (e.g. --until +2d)`);
+  }
+  if (notBefore - now > SHARE_FAR_AHEAD_MS) {
+    ctx.output.warn(`the key becomes valid only at ${isoTime(notBefore)}, more than ${SHARE_FAR_AHEAD_MS / DAY_MS} days from now (--from); it does not open the car before then`);
+  }
   const subject = parseSubjectKey(ctx, options.to);
   const permissions = parsePermissions(options.permissions, options.role);
   const self = ctx.store.identity().publicKey;

@@ -191,6 +191,35 @@ describe('carkey (offline commands)', () => {
     expect(unreachable.stderr).toContain('NOT in force yet');
   });
 
+  it('share refuses a private key file, a window that is over, and warns on a start far ahead', async () => {
+    const owner = await ownerHome();
+    const friend = newHome();
+    await carkey(friend, 'keygen');
+    const identityFile = join(friend, 'identity.json');
+    const seedRefusal = await carkey(owner, 'share', '--role', 'guest', '--until', '+1d', '--to', identityFile, '--json');
+    expect(seedRefusal.code).toBe(2);
+    expect(errorOf(seedRefusal)).toMatchObject({ code: 'CK_USAGE' });
+    expect(String(errorOf(seedRefusal).message)).toContain('holds a private key (its "seed" field)');
+    expect(String(errorOf(seedRefusal).message)).toContain('carkey whoami --json');
+    const pem = join(dir, 'key.pem');
+    writeFileSync(pem, '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI' + 'A'.repeat(40) + '\n-----END PRIVATE KEY-----\n');
+    expect(String(errorOf(await carkey(owner, 'share', '--role', 'guest', '--until', '+1d', '--to', pem, '--json')).message)).toContain('holds a private key');
+    const friendKey = String((await carkey(friend, 'whoami', '--json')).json().publicKey);
+    const two = join(dir, 'two-keys.txt');
+    writeFileSync(two, `${friendKey}\n${'ab'.repeat(32)}\n`);
+    expect(String(errorOf(await carkey(owner, 'share', '--role', 'guest', '--until', '+1d', '--to', two, '--json')).message)).toContain('more than one');
+
+    const past = await carkey(owner, 'share', '--role', 'guest', '--from', '2020-01-01', '--until', '2020-01-02', '--to', friendKey, '--json');
+    expect(past.code).toBe(2);
+    expect(String(errorOf(past).message)).toContain('--until 2020-01-02T00:00:00.000Z is not in the future');
+    const farAhead = await carkey(owner, 'share', '--role', 'guest', '--from', '+8d', '--until', '+9d', '--to', friendKey, '--json');
+    expect(farAhead.code).toBe(0);
+    expect(farAhead.stderr).toMatch(/warning: the key becomes valid only at \S+, more than 7 days from now/);
+    const soon = await carkey(owner, 'share', '--role', 'guest', '--from', '+6d', '--until', '+7d', '--to', friendKey, '--json');
+    expect(soon.code).toBe(0);
+    expect(soon.stderr).not.toContain('warning');
+  });
+
   it('maps bad input and missing things to the documented exit codes, with JSON errors on stdout', async () => {
     const home = await ownerHome('van');
     const cases: [string[], number, string][] = [
