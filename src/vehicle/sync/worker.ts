@@ -77,12 +77,17 @@ export interface SyncTuning {
   readonly stopWaitMs: number;
 }
 
+/**
+ * Retry and circuit defaults: a car rejoins a recovered cloud within about a
+ * minute (the breaker's longest open time), while full jitter spreads a fleet's
+ * retries (1,000,000 cars at a 60 s cap ≈ 17,000 req/s, see docs/scaling.md).
+ */
 export const SYNC_TUNING: SyncTuning = {
   retryBaseMs: 1000,
-  retryCapMs: 5 * 60_000,
+  retryCapMs: 60_000,
   circuitThreshold: 5,
-  circuitOpenMs: 30_000,
-  circuitMaxOpenMs: 10 * 60_000,
+  circuitOpenMs: 5_000,
+  circuitMaxOpenMs: 60_000,
   minFetchIntervalMs: 500,
   idlePauseMs: 5000,
   auditPagesPerRound: 16,
