@@ -647,6 +647,27 @@ interface AcceptOptions {
   readonly name?: string;
   readonly fromCloud?: boolean;
   readonly all?: boolean;
+  readonly replace?: boolean;
+}
+
+/**
+ * A share for a car this phone already holds never renames it silently: without --name the key joins
+ * the stored car under its name (and says so); a different --name needs --replace, or a yes on a terminal.
+ */
+async function confirmAcceptName(ctx: Context, vehicleId: Uint8Array, localName: string | undefined, replace: boolean): Promise<void> {
+  const existing = ctx.store.listVehicles().find((record) => toHex(record.vehicleId) === toHex(vehicleId));
+  if (existing === undefined) return;
+  if (localName === undefined || localName === existing.name) {
+    ctx.output.progress(`this car is already stored as "${existing.name}"; the key is added to it`);
+    return;
+  }
+  if (replace) return;
+  if (ctx.io.interactive) {
+    const answer = await promptLine(ctx.io, `this car is already stored as "${existing.name}"; rename it to "${localName}"? [y/N] `, false);
+    if (/^y(es)?$/i.test(answer.trim())) return;
+    throw new CarkeyError('CK_USAGE', `kept the name "${existing.name}"; nothing was stored (leave out --name to add the key under "${existing.name}")`);
+  }
+  throw new CarkeyError('CK_USAGE', `this car is already stored as "${existing.name}": add --replace to rename it to "${localName}", or leave out --name to add the key under "${existing.name}"`);
 }
 
 async function acceptCommand(ctx: Context, source: string | undefined, options: AcceptOptions): Promise<void> {
@@ -662,6 +683,7 @@ async function acceptCommand(ctx: Context, source: string | undefined, options: 
     throw new CarkeyError('CK_PHONE_SHARE_NOT_FOR_ME', `it names key ${keyIdOf(ctx.crypto, bundle.grant.subject)}, yours is ${self.keyId}`);
   }
   const localName = options.name === undefined ? undefined : checkName(options.name, '--name');
+  await confirmAcceptName(ctx, bundle.grant.vehicleId, localName, options.replace === true);
   const stored = await storeShare(ctx, bundle, localName);
   ctx.output.result(stored.view, stored.line);
 }
@@ -1219,6 +1241,7 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
     .option('--name <name>', 'local name for the vehicle (default: the name in the share)')
     .option('--from-cloud', 'take it from the cloud mailbox (the only usable item, the ID given, or --all), then acknowledge it there')
     .option('--all', 'with --from-cloud: every usable item')
+    .option('--replace', 'with --name, rename a car this phone already holds (without it a different --name is refused, or asked on a terminal)')
     .addHelpText('after', `${example('$ carkey accept anna.carkey --name "Bob\'s car"')}  $ carkey accept --from-cloud 5d41402abc4b2a76b9719d911017c592\n`)
     .action(async (share: string | undefined, options: AcceptOptions, command: Command) => acceptCommand(context(command), share, options));
 

@@ -165,6 +165,18 @@ describe('carkey (offline commands)', () => {
     const friendVehicles = friendKeys.vehicles as Record<string, unknown>[];
     expect(friendVehicles).toHaveLength(1);
     expect(friendVehicles[0]).toMatchObject({ vehicle: 'borrowed', owner: false, keyList: null, held: [{ serial: grant.serial, role: 'guest', state: 'valid' }] });
+    // A second key for the same car never renames it silently.
+    const second = String((await carkey(owner, 'share', '--role', 'guest', '--until', '+1d', '--to', friendKeyFile, '--json')).json().share);
+    const renamed = await carkey(friend, 'accept', second, '--name', 'other', '--json');
+    expect(renamed.code).toBe(2);
+    expect(String(errorOf(renamed).message)).toContain('already stored as "borrowed": add --replace to rename it to "other"');
+    const joined = await carkey(friend, 'accept', second, '--json');
+    expect(joined.code).toBe(0);
+    expect(joined.json()).toMatchObject({ vehicle: 'borrowed' });
+    expect(joined.stderr).toContain('this car is already stored as "borrowed"; the key is added to it');
+    const replaced = await carkey(friend, 'accept', second, '--name', 'other', '--replace', '--json');
+    expect(replaced.json()).toMatchObject({ vehicle: 'other' });
+    expect((await carkey(friend, 'accept', second, '--name', 'borrowed', '--replace', '--json')).json()).toMatchObject({ vehicle: 'borrowed' });
     const notOwner = await carkey(friend, 'share', '--role', 'guest', '--until', '+1d', '--to', friendKeyFile, '--json');
     expect(notOwner.code).toBe(3);
     expect(errorOf(notOwner).code).toBe('CK_PHONE_NOT_OWNER');
