@@ -31,6 +31,7 @@ import type { DenyCategoryName } from '../core/messages.js';
 import { decodeStatus, encodePin, MAX_AUDIT_PAGE, PIN_PATTERN } from '../core/payloads.js';
 import { Permission, ROLE_MASK, permissionNames, type CommandName, type PermissionName } from '../core/roles.js';
 import { AuditCollector } from '../core/audit-page.js';
+import type { AuditEntry } from '../core/audit.js';
 import { readCloudAudit } from '../phone/cloud/audit.js';
 import { clearStoredCloud, cloudConfigPath, findCloud, requireCloud, storeCloud, type CloudChoice } from '../phone/cloud/config.js';
 import { isCloudTransient, type PhoneCloudDeps } from '../phone/cloud/deps.js';
@@ -825,20 +826,37 @@ interface AuditOptions {
   readonly verify?: boolean;
   readonly from?: number;
   readonly limit?: number;
+  readonly tail?: number;
   readonly fromCloud?: boolean;
+}
+
+/**
+ * Which of the entries read are shown: --tail N the newest N, newest first; --limit N the first N
+ * (with --verify too: the whole chain is read and verified, N entries are printed).
+ */
+function auditSelection(options: AuditOptions): (entries: readonly AuditEntry[]) => readonly AuditEntry[] {
+  const { tail, limit } = options;
+  if (tail !== undefined) return (entries) => entries.slice(-tail).reverse();
+  return (entries) => (limit === undefined ? entries : entries.slice(0, limit));
 }
 
 async function auditCommand(ctx: Context, options: AuditOptions): Promise<void> {
   if (options.verify === true && options.from !== undefined && options.from !== 1) {
     throw new CarkeyError('CK_USAGE', '--verify checks the chain from its first entry; leave out --from');
   }
-  const limit = options.verify === true ? Number.MAX_SAFE_INTEGER : (options.limit ?? Number.MAX_SAFE_INTEGER);
+  if (options.tail !== undefined && (options.from !== undefined || options.limit !== undefined)) {
+    throw new CarkeyError('CK_USAGE', '--tail N shows the newest N entries; it does not go with --from or --limit');
+  }
+  // What is read: everything for --verify (and --tail from the cloud); the newest N for --tail over BLE; else --limit.
+  const limit = options.verify === true || options.tail !== undefined ? Number.MAX_SAFE_INTEGER : (options.limit ?? Number.MAX_SAFE_INTEGER);
+  const show = auditSelection(options);
+  const order = options.tail === undefined ? {} : { order: 'newest-first' };
   if (options.fromCloud === true) {
     const record = ctx.store.selectVehicle(options.vehicle);
     requireOwner(record, 'reading the audit log needs an owner key');
     await withCloud(ctx, async (deps, _seed, choice) => {
       const collector = await readCloudAudit(deps, record, options.from ?? 1, limit);
-      reportAudit(ctx, record, collector, limit, options.verify === true, { source: 'cloud', cloud: choice.url });
+      reportAudit(ctx, record, collector, show, options.verify === true, { source: 'cloud', cloud: choice.url, ...order });
     });
     return;
   }
@@ -846,21 +864,29 @@ async function auditCommand(ctx: Context, options: AuditOptions): Promise<void> 
     ctx,
     options.vehicle,
     async (connection, delivery, record) => {
-      const collector = new AuditCollector(options.from ?? 1);
-      for (let page = 0; page < MAX_AUDIT_PAGES && collector.all.length < limit; page++) {
+      let from = options.from ?? 1;
+      let wanted = limit;
+      if (options.tail !== undefined && options.verify !== true) {
+        // Ask for one entry to learn the car's last seq, then read only the newest N.
+        const probe = expectOk(await connection.auditRead(1, 1), 'auditRead');
+        from = Math.max(1, probe.last - options.tail + 1);
+        wanted = options.tail;
+      }
+      const collector = new AuditCollector(from);
+      for (let page = 0; page < MAX_AUDIT_PAGES && collector.all.length < wanted; page++) {
         ctx.output.progress(`reading audit entries from ${collector.nextSeq}…`);
-        const read = expectOk(await connection.auditRead(collector.nextSeq, Math.min(MAX_AUDIT_PAGE, limit - collector.all.length)), 'auditRead');
+        const read = expectOk(await connection.auditRead(collector.nextSeq, Math.min(MAX_AUDIT_PAGE, wanted - collector.all.length)), 'auditRead');
         if (!collector.add(read)) break;
       }
-      reportAudit(ctx, record, collector, limit, options.verify === true, { delivery: deliveryView(delivery) });
+      reportAudit(ctx, record, collector, show, options.verify === true, { delivery: deliveryView(delivery), ...order });
     },
     (record) => requireOwner(record, 'reading the audit log needs an owner key'),
   );
 }
 
 /** Print (and with `verify`, check against the pinned car key) what was read, over BLE or from the cloud. */
-function reportAudit(ctx: Context, record: VehicleRecord, collector: AuditCollector, limit: number, verify: boolean, extra: Record<string, unknown>): void {
-  const entries = collector.all.slice(0, limit);
+function reportAudit(ctx: Context, record: VehicleRecord, collector: AuditCollector, show: (entries: readonly AuditEntry[]) => readonly AuditEntry[], verify: boolean, extra: Record<string, unknown>): void {
+  const entries = show(collector.all);
   const lines = entries.map((entry) => `#${entry.seq} ${isoTime(entry.time)} ${entry.kind} ${Object.entries(entry.fields).map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(' ')}`);
   const view = {
     vehicle: record.name,
@@ -1268,7 +1294,8 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
     .option(...vehicleOption)
     .option('--verify', 'verify the whole chain (reads from the first entry)')
     .option('--from <seq>', 'first entry to read (default 1)', integerOption('--from', 1, Number.MAX_SAFE_INTEGER))
-    .option('--limit <n>', 'read at most N entries', integerOption('--limit', 1, Number.MAX_SAFE_INTEGER))
+    .option('--limit <n>', 'show at most N entries (the first N; with --verify the whole chain is still read and verified)', integerOption('--limit', 1, Number.MAX_SAFE_INTEGER))
+    .option('--tail <n>', 'show the newest N entries, newest first', integerOption('--tail', 1, Number.MAX_SAFE_INTEGER))
     .option('--from-cloud', "read the copy the car uploaded to the cloud instead of the car itself (same verification, against the pinned car key)")
     .addHelpText('after', `${example('$ carkey audit --verify')}  $ carkey audit --from-cloud --verify\n`)
     .action(async (options: AuditOptions, command: Command) => auditCommand(context(command), options));

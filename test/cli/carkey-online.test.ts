@@ -134,6 +134,22 @@ describe('carkey over the simulated radio', () => {
     expect((audit.entries as unknown[]).length).toBe(car.audit.length);
     const partial = ok(await carkey(owner, 'audit', '--from', '3', '--limit', '2'));
     expect((partial.entries as { seq: number }[]).map((entry) => entry.seq)).toEqual([3, 4]);
+    // --limit with --verify: the whole chain is verified, N entries are shown.
+    const limited = ok(await carkey(owner, 'audit', '--verify', '--limit', '2'));
+    expect((limited.verified as Record<string, number>).entries).toBe(car.audit.length);
+    expect((limited.entries as { seq: number }[]).map((entry) => entry.seq)).toEqual([1, 2]);
+    // --tail N: the newest N, newest first (with and without --verify).
+    const tail = ok(await carkey(owner, 'audit', '--tail', '3'));
+    const newest = (tail.entries as { seq: number }[])[0]?.seq ?? 0;
+    // The newest when asked: the car may audit the read itself after answering (tail.last is then one more).
+    expect(newest).toBeGreaterThanOrEqual(Number(tail.last) - 1);
+    expect((tail.entries as { seq: number }[]).map((entry) => entry.seq)).toEqual([newest, newest - 1, newest - 2]);
+    expect(tail.order).toBe('newest-first');
+    const tailVerified = ok(await carkey(owner, 'audit', '--tail', '2', '--verify'));
+    const verifiedCount = (tailVerified.verified as Record<string, number>).entries ?? 0;
+    expect(verifiedCount).toBeGreaterThan(newest - 1);
+    expect((tailVerified.entries as { seq: number }[]).map((entry) => entry.seq)).toEqual([verifiedCount, verifiedCount - 1]);
+    expect((await carkey(owner, 'audit', '--tail', '2', '--limit', '1')).code).toBe(2);
     const friendAudit = await carkey(friend, 'audit');
     expect(friendAudit.code).toBe(3);
     expect((friendAudit.json().error as Record<string, unknown>).code).toBe('CK_PHONE_NOT_OWNER');
