@@ -6,6 +6,7 @@
  * restart with state kept → audit.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromHex } from '../../src/core/bytes.js';
@@ -13,7 +14,7 @@ import { signGrant } from '../../src/core/credentials.js';
 import { createCrypto } from '../../src/core/crypto/index.js';
 import { ExitCode } from '../../src/core/errors.js';
 import { Permission } from '../../src/core/roles.js';
-import { decodeShare } from '../../src/phone/share.js';
+import { decodeShare, encodeShare } from '../../src/phone/share.js';
 import { hardwareCtl, runCli, startDaemonProcess, startRig, stopProgram, stopRig, type CarRig, type CliResult } from '../../firmware-sim/rig.js';
 import { rawRequest } from '../helpers/raw-phone.js';
 import { createSimCentral, setLinkProfile } from '../../src/transport/sim.js';
@@ -70,7 +71,9 @@ describe('carkey end to end over the simulated radio', () => {
 
   it('refuses to pair while the car is not in pairing mode', async () => {
     const result = await carkey('owner', 'pair', '--yes', '--timeout', '1500');
-    expect(result.code).toBe(ExitCode.notFound);
+    // The car is heard but not in pairing mode: say that (exit 3), not "not found, move closer".
+    expect(result.code).toBe(ExitCode.denied);
+    expect(result.stderr).toContain('a car is nearby but not in pairing mode');
   });
 
   it('pairs the first owner after the button press and the code confirmation on the car', async () => {
@@ -145,9 +148,19 @@ describe('carkey end to end over the simulated radio', () => {
 
   it('denies an expired grant and a grant held by someone else', async () => {
     const late = json(await carkey('late-friend', 'whoami', '--json'));
-    const expired = await carkey('owner', 'share', '--role', 'guest', '--from', '2024-01-01T00:00:00Z', '--until', '2024-01-02T00:00:00Z', '--to', String(late.publicKey), '--json');
-    expect(expired.code, expired.stderr).toBe(0);
-    expect((await carkey('late-friend', 'accept', String(json(expired).share))).code).toBe(0);
+    // `carkey share` refuses a window that is over, so the owner's key signs the expired grant directly
+    // (same car, epoch and friend as a share the CLI made).
+    const fresh = await carkey('owner', 'share', '--role', 'guest', '--until', '+1d', '--to', String(late.publicKey), '--json');
+    expect(fresh.code, fresh.stderr).toBe(0);
+    const bundle = decodeShare(crypto, String(json(fresh).share));
+    if (!bundle.ok) throw bundle.error;
+    const ownerFile = JSON.parse(readFileSync(join(rig.dir, 'owner', 'identity.json'), 'utf8')) as { seed: { seed: string } };
+    const ownerSeed = fromHex(ownerFile.seed.seed);
+    if (ownerSeed === undefined) throw new Error('owner seed');
+    const old = bundle.value.grant;
+    const expiredGrant = signGrant(crypto, ownerSeed, { vehicleId: old.vehicleId, epoch: old.epoch, serial: new Uint8Array(randomBytes(8)), subject: old.subject, role: 'guest', permissions: old.permissions, notBefore: Date.parse('2024-01-01T00:00:00Z'), notAfter: Date.parse('2024-01-02T00:00:00Z') });
+    const expired = encodeShare({ ...bundle.value, grant: expiredGrant });
+    expect((await carkey('late-friend', 'accept', expired)).code).toBe(0);
     expect((await carkey('late-friend', 'unlock')).code).toBe(ExitCode.denied);
     // The CLI will not even store a grant made out to someone else...
     expect((await carkey('stranger', 'accept', join(rig.dir, 'friend.carkey'))).code).toBe(ExitCode.badInput);
