@@ -144,6 +144,8 @@ interface GlobalOptions {
   readonly json?: boolean;
   readonly quiet?: boolean;
   readonly timeout?: number;
+  readonly connectTimeout?: number;
+  readonly commandTimeout?: number;
   readonly passphraseFile?: string;
   readonly cloud?: string;
 }
@@ -172,8 +174,14 @@ class Context {
   }
 
   timeouts(overrides: Partial<ClientTimeouts> = {}): Partial<ClientTimeouts> {
-    const timeout = this.options.timeout;
-    const base = timeout === undefined ? {} : { scanMs: timeout, connectMs: timeout, answerMs: timeout };
+    // --timeout: a deadline for the whole command (like tesla-control); --connect-timeout: finding and
+    // connecting to the car, per attempt; --command-timeout: each answer from the car.
+    const { timeout, connectTimeout, commandTimeout } = this.options;
+    const base: Partial<ClientTimeouts> = {
+      ...(timeout === undefined ? {} : { deadlineMs: timeout }),
+      ...(connectTimeout === undefined ? {} : { scanMs: connectTimeout, connectMs: connectTimeout }),
+      ...(commandTimeout === undefined ? {} : { answerMs: commandTimeout }),
+    };
     return { ...base, ...overrides };
   }
 
@@ -1167,7 +1175,9 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
     .option('--radio <path>', `simulated radio socket (env CARKEY_RADIO, default ${DEFAULT_RADIO_SOCKET})`)
     .option('--adapter <hciN>', `Bluetooth adapter (env CARKEY_ADAPTER, default ${DEFAULT_ADAPTER})`)
     .option('--hci-socket <path>', 'use an emulated controller (btvirt socket) instead of the kernel adapter (env CARKEY_HCI_SOCKET)')
-    .option('--timeout <ms>', `scan/connect/answer timeout in ms (default ${DEFAULT_TIMEOUT_MS}; scan: ${DEFAULT_SCAN_MS})`, integerOption('--timeout', 100, 600_000))
+    .option('--timeout <ms>', `deadline for the whole command: scanning, connecting, retries and answers (default: none; the scan command: scan time, ${DEFAULT_SCAN_MS})`, integerOption('--timeout', 100, 600_000))
+    .option('--connect-timeout <ms>', `finding and connecting to the car, per attempt (default ${DEFAULT_TIMEOUT_MS})`, integerOption('--connect-timeout', 100, 600_000))
+    .option('--command-timeout <ms>', 'each answer from the car (default 5000)', integerOption('--command-timeout', 100, 600_000))
     .option('--passphrase-file <file>', 'read the key passphrase from the first line of FILE (else env CARKEY_PASSPHRASE, else a prompt)')
     .option('--cloud <url>', 'carkey-cloud for the cloud commands (env CARKEY_CLOUD, else `carkey cloud use URL`); Bluetooth commands never use it')
     .option('--json', 'print one JSON object on stdout (for scripts)')

@@ -90,6 +90,12 @@ export interface ClientTimeouts {
   readonly attempts: number;
   /** first backoff delay; doubles per retry */
   readonly backoffMs: number;
+  /**
+   * A deadline for the whole operation (scans, connects, retries, every answer), in ms from the
+   * client's creation: each step gets at most what is left, and nothing is sent once it has passed.
+   * The wait for a person to confirm pairing on the car (pairConfirmMs) is not counted. Default: none.
+   */
+  readonly deadlineMs?: number;
 }
 
 /**
@@ -186,13 +192,17 @@ class Link {
     private readonly link: CentralLink,
     private readonly channel: MessageChannel,
     private readonly answerMs: number,
+    /** bounds each answer's wait by the client's deadline (throws once it has passed) */
+    private readonly within: (ms: number) => number = (ms) => ms,
   ) {
     link.onClose((reason) => channel.close(new CarkeyError('CK_TRANSPORT_DISCONNECTED', `the car closed the link (${reason})`)));
   }
 
-  async exchange(message: Uint8Array, timeoutMs = this.answerMs): Promise<Uint8Array> {
+  /** Send and wait for the answer; `bounded` false only for waits on a person (pairing confirmation). */
+  async exchange(message: Uint8Array, timeoutMs = this.answerMs, bounded = true): Promise<Uint8Array> {
+    const waitMs = bounded ? this.within(timeoutMs) : timeoutMs;
     await this.channel.send(message);
-    return this.channel.next(timeoutMs);
+    return this.channel.next(waitMs);
   }
 
   async close(): Promise<void> {
@@ -329,13 +339,27 @@ export interface PairingRequest {
 
 export class CarkeyClient {
   private readonly timeouts: ClientTimeouts;
+  private readonly deadlineAt: number | undefined;
 
   constructor(
     private readonly deps: ClientDeps,
     timeouts: Partial<ClientTimeouts> = {},
   ) {
     this.timeouts = { ...DEFAULT_TIMEOUTS, ...timeouts };
+    this.deadlineAt = this.timeouts.deadlineMs === undefined ? undefined : performance.now() + this.timeouts.deadlineMs;
   }
+
+  /** Time left before the deadline (Infinity without one). */
+  private left(): number {
+    return this.deadlineAt === undefined ? Infinity : Math.floor(this.deadlineAt - performance.now());
+  }
+
+  /** At most `stepMs`, and no more than is left of the deadline; throws CK_TRANSPORT_TIMEOUT once it has passed. */
+  private readonly within = (stepMs: number): number => {
+    const left = this.left();
+    if (left <= 0) throw new CarkeyError('CK_TRANSPORT_TIMEOUT', `the deadline for the whole command (${this.timeouts.deadlineMs ?? 0} ms) has passed`);
+    return Math.min(stepMs, left);
+  };
 
   private progress(event: ProgressEvent): void {
     this.deps.progress?.(event);
@@ -457,7 +481,7 @@ export class CarkeyClient {
     }
     const list = buildPairingKeyList(crypto, seed, { vehicleId, current, epoch: ready.epoch, requiredVersion: ready.requiredVersion, issuedAt: clock() });
     this.progress({ kind: 'waiting-for-car', timeoutMs: this.timeouts.pairConfirmMs });
-    const answer = await link.exchange(pairing.confirm(list.bytes, phoneName), this.timeouts.pairConfirmMs);
+    const answer = await link.exchange(pairing.confirm(list.bytes, phoneName), this.timeouts.pairConfirmMs, false);
     const outcome = unwrap(pairing.onResult(answer));
     const vehicleName = isValidName(outcome.vehicleName) ? outcome.vehicleName : 'car';
     const defaultName = uniqueName(vehicleName, new Set(others.map((record) => record.name)));
@@ -488,7 +512,8 @@ export class CarkeyClient {
    */
   private async openCarLink(transport: CentralTransport, attempt: number, record: VehicleRecord, tried: ReadonlySet<string>): Promise<{ link: Link; matched: boolean; address: string }> {
     const { crypto, clock } = this.deps;
-    const { scanMs, connectMs, answerMs } = this.timeouts;
+    const { connectMs, answerMs } = this.timeouts;
+    const scanMs = this.within(this.timeouts.scanMs);
     const matches = (discovery: Discovery): boolean => {
       const data = decodeServiceData(discovery.serviceData);
       return data !== undefined && matchesAdvertisingId(crypto, record.advSecret, data.advId, clock(), PHONE_BEHIND_EPOCHS);
@@ -515,10 +540,14 @@ export class CarkeyClient {
           : `${seen} carkey car(s) nearby, but none is ${target} (none answered with its signature): if ${target} was factory-reset, pair again with \`carkey pair\`; otherwise move closer`;
       throw new CarkeyError('CK_TRANSPORT_NOT_FOUND', detail);
     }
+    if (!matches(chosen) && this.left() <= 0) {
+      // Only an unverified candidate, and no time left to check its signature: the car was not found in time.
+      throw new CarkeyError('CK_TRANSPORT_NOT_FOUND', `${seen} carkey car(s) nearby, but none showed it is ${target} within the command's deadline (${this.timeouts.deadlineMs ?? 0} ms): if ${target} was factory-reset, pair again with \`carkey pair\`; otherwise move closer or allow more time (--timeout)`);
+    }
     this.progress({ kind: 'found', address: chosen.address, rssi: chosen.rssi });
     this.progress({ kind: 'connecting', address: chosen.address, attempt });
-    const link = await transport.connect(chosen, { timeoutMs: connectMs });
-    return { link: new Link(link, new MessageChannel(centralChunks(link)), answerMs), matched: matches(chosen), address: chosen.address };
+    const link = await transport.connect(chosen, { timeoutMs: this.within(connectMs) });
+    return { link: new Link(link, new MessageChannel(centralChunks(link)), answerMs, this.within), matched: matches(chosen), address: chosen.address };
   }
 
   private async scanAndConnect(
@@ -528,7 +557,8 @@ export class CarkeyClient {
     accept: (discovery: Discovery) => boolean,
     miss?: (seen: readonly Discovery[]) => CarkeyError | undefined,
   ): Promise<{ link: Link; discovery: Discovery }> {
-    const { scanMs, connectMs, answerMs } = this.timeouts;
+    const { connectMs, answerMs } = this.timeouts;
+    const scanMs = this.within(this.timeouts.scanMs);
     this.progress({ kind: 'scanning', target, timeoutMs: scanMs });
     const { match, seen } = await transport.scan({ timeoutMs: scanMs, accept });
     if (match === undefined) {
@@ -539,8 +569,8 @@ export class CarkeyClient {
     }
     this.progress({ kind: 'found', address: match.address, rssi: match.rssi });
     this.progress({ kind: 'connecting', address: match.address, attempt });
-    const link = await transport.connect(match, { timeoutMs: connectMs });
-    return { link: new Link(link, new MessageChannel(centralChunks(link)), answerMs), discovery: match };
+    const link = await transport.connect(match, { timeoutMs: this.within(connectMs) });
+    return { link: new Link(link, new MessageChannel(centralChunks(link)), answerMs, this.within), discovery: match };
   }
 
   private async withRetries<T>(attempt: (n: number) => Promise<T>): Promise<T> {
@@ -551,6 +581,8 @@ export class CarkeyClient {
         const error = toCarkeyError(thrown);
         if (n >= this.timeouts.attempts || !isTransient(error)) throw error;
         const delayMs = this.timeouts.backoffMs * 2 ** (n - 1);
+        // No retry that could not even start before the deadline: report what failed.
+        if (delayMs >= this.left()) throw error;
         this.progress({ kind: 'retrying', attempt: n + 1, delayMs, error });
         await this.deps.sleep(delayMs);
       }
