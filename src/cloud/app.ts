@@ -136,6 +136,7 @@ export async function buildCloudApp(options: CloudAppOptions): Promise<FastifyIn
 
   app.decorateRequest('rawBody', undefined);
   app.decorateRequest('caller', undefined);
+  app.decorateRequest('startedAt', 0);
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('application/json', { parseAs: 'buffer', bodyLimit: BODY_LIMIT }, (request: FastifyRequest, body: Buffer, done: (error: Error | null, value?: unknown) => void) => {
     request.rawBody = new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
@@ -161,12 +162,27 @@ export async function buildCloudApp(options: CloudAppOptions): Promise<FastifyIn
   const keyLimiter = limits.perKeyPerMinute > 0 ? app.createRateLimit({ max: limits.perKeyPerMinute, timeWindow: 60_000, keyGenerator: (request) => `key:${request.caller?.keyHex ?? ''}` }) : undefined;
   const limited = (ttl: number): CarkeyError => new CarkeyError('CK_CLOUD_RATE_LIMITED', undefined, { retryAfterMs: ttl });
 
-  const started = new WeakMap<FastifyRequest, number>();
-  app.addHook('onRequest', async (request) => {
-    started.set(request, performance.now());
-    if (ipLimiter === undefined || UNLIMITED_PATHS.has(request.routeOptions.url ?? '') || (request.routeOptions.url ?? '').startsWith('/docs')) return;
-    const result = await ipLimiter(request);
-    if (!result.isAllowed && result.isExceeded) throw limited(result.ttl);
+  // Per-request bookkeeping in one hook each way (every hook costs a turn on the hot 304 path):
+  // start time, requests in flight per connection (for shutdown), the per-IP limit, metrics, logs.
+  const activeRequests = new Map<Socket, number>();
+  app.server.on('connection', (socket: Socket) => {
+    activeRequests.set(socket, 0);
+    socket.once('close', () => activeRequests.delete(socket));
+  });
+  const debugLogs = logger.isLevelEnabled('debug');
+  app.addHook('onRequest', (request, _reply, done) => {
+    request.startedAt = performance.now();
+    const socket = request.raw.socket;
+    activeRequests.set(socket, (activeRequests.get(socket) ?? 0) + 1);
+    const route = request.routeOptions.url ?? '';
+    if (ipLimiter === undefined || UNLIMITED_PATHS.has(route) || route.startsWith('/docs')) {
+      done();
+      return;
+    }
+    ipLimiter(request).then(
+      (result) => done(!result.isAllowed && result.isExceeded ? limited(result.ttl) : undefined),
+      (error: unknown) => done(error instanceof Error ? error : new Error(String(error))),
+    );
   });
   // Answers given while shutting down close their connection, so close() need not wait for idle keep-alives.
   app.addHook('onSend', (_request, reply, payload, done) => {
@@ -174,13 +190,16 @@ export async function buildCloudApp(options: CloudAppOptions): Promise<FastifyIn
     done(null, payload);
   });
   app.addHook('onResponse', (request, reply, done) => {
+    const socket = request.raw.socket;
+    const count = activeRequests.get(socket);
+    if (count !== undefined) activeRequests.set(socket, Math.max(0, count - 1));
     const route = request.routeOptions.url ?? 'unmatched';
-    const begin = started.get(request);
-    const seconds = begin === undefined ? 0 : (performance.now() - begin) / 1000;
-    metrics.requests.inc({ route, method: request.method, status: String(reply.statusCode) });
+    const seconds = (performance.now() - request.startedAt) / 1000;
+    const status = reply.statusCode;
+    metrics.requests.inc({ route, method: request.method, status: String(status) });
     metrics.duration.observe({ route }, seconds);
-    if (reply.statusCode >= 400) request.log.info({ method: request.method, url: redactUrl(request.url), status: reply.statusCode, ms: Math.round(seconds * 1000) }, 'refused');
-    else request.log.debug({ method: request.method, url: redactUrl(request.url), status: reply.statusCode, ms: Math.round(seconds * 1000) }, 'answered');
+    if (status >= 400) request.log.info({ method: request.method, url: redactUrl(request.url), status, ms: Math.round(seconds * 1000) }, 'refused');
+    else if (debugLogs) request.log.debug({ method: request.method, url: redactUrl(request.url), status, ms: Math.round(seconds * 1000) }, 'answered');
     done();
   });
 
@@ -236,22 +255,6 @@ export async function buildCloudApp(options: CloudAppOptions): Promise<FastifyIn
   // Shutdown: release long-polls, then keep closing every connection that carries no request
   // (keep-alives, and connections a client opened but never used, which Node's own
   // closeIdleConnections leaves alone), so close() waits only for requests in flight.
-  const activeRequests = new Map<Socket, number>();
-  app.server.on('connection', (socket: Socket) => {
-    activeRequests.set(socket, 0);
-    socket.once('close', () => activeRequests.delete(socket));
-  });
-  app.addHook('onRequest', (request, _reply, done) => {
-    const socket = request.raw.socket;
-    activeRequests.set(socket, (activeRequests.get(socket) ?? 0) + 1);
-    done();
-  });
-  app.addHook('onResponse', (request, _reply, done) => {
-    const socket = request.raw.socket;
-    const count = activeRequests.get(socket);
-    if (count !== undefined) activeRequests.set(socket, Math.max(0, count - 1));
-    done();
-  });
   let idleSweeper: NodeJS.Timeout | undefined;
   const sweep = (): void => {
     for (const [socket, count] of activeRequests) if (count === 0) socket.destroy();

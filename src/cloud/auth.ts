@@ -16,7 +16,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { toHex } from '../core/bytes.js';
-import { DEFAULT_REPLAY_WINDOW_MS, verifyRequestSignature } from '../core/cloud-auth.js';
+import { CLOUD_HEADERS, DEFAULT_REPLAY_WINDOW_MS, verifyRequestSignature } from '../core/cloud-auth.js';
 import { CarkeyError } from '../core/errors.js';
 import { rawBodyOf, type CloudContext } from './context.js';
 
@@ -32,6 +32,10 @@ export function splitUrl(url: string): { path: string; query: string } {
   return mark < 0 ? { path: url, query: '' } : { path: url.slice(0, mark), query: url.slice(mark + 1) };
 }
 
+function headerText(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
 export function installAuth(scope: FastifyInstance, options: AuthOptions): void {
   const { crypto, store, now } = options.context;
   const windowMs = options.windowMs ?? DEFAULT_REPLAY_WINDOW_MS;
@@ -39,11 +43,13 @@ export function installAuth(scope: FastifyInstance, options: AuthOptions): void 
     const { path, query } = splitUrl(request.url);
     const verified = verifyRequestSignature(crypto, request.headers, { method: request.method, path, query, body: rawBodyOf(request) }, now(), windowMs);
     if (!verified.ok) throw verified.error;
-    const keyHex = toHex(verified.value.publicKey);
+    // The headers passed the exact-form checks (lowercase hex), so they are the hex of what verified.
+    const keyHex = headerText(request.headers[CLOUD_HEADERS.key]) ?? toHex(verified.value.publicKey);
+    const nonceHex = headerText(request.headers[CLOUD_HEADERS.nonce]) ?? toHex(verified.value.nonce);
     // Set before the limit and the nonce: if either refuses, the request ends in the error handler.
     request.caller = { key: verified.value.publicKey, keyHex };
     await options.limitKey(request);
-    const fresh = await store.rememberNonce(keyHex, toHex(verified.value.nonce), verified.value.timeMs + windowMs);
+    const fresh = await store.rememberNonce(keyHex, nonceHex, verified.value.timeMs + windowMs);
     if (!fresh) throw new CarkeyError('CK_CLOUD_AUTH_REPLAY');
   });
 }

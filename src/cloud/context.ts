@@ -32,6 +32,8 @@ declare module 'fastify' {
     rawBody: Uint8Array | undefined;
     /** set by the auth plugin once the signature and nonce checked out */
     caller: Caller | undefined;
+    /** performance.now() when the request arrived */
+    startedAt: number;
   }
   interface FastifyContextConfig {
     /** the fault-switch route group this route belongs to */

@@ -82,7 +82,8 @@ function text(row: Row, name: string): string {
 function blob(row: Row, name: string): Uint8Array {
   const value = row[name];
   if (!(value instanceof Uint8Array)) throw bad(`column ${name} is not bytes`);
-  return Uint8Array.from(value);
+  // Both drivers hand out a fresh buffer per row and column: a plain view, no copy.
+  return new Uint8Array(value.buffer, value.byteOffset, value.byteLength);
 }
 
 function optionalBlob(row: Row, name: string): Uint8Array | undefined {

@@ -26,7 +26,7 @@ import { ChangeHub } from './changes.js';
 import { SqlCloudStore, type MigrationSession, type Row, type SqlDriver, type SqlStatement, type SqlValue } from './sql-store.js';
 
 export const SQLITE_FILE = 'cloud.db';
-export const NONCE_FLUSH_MS = 50;
+export const NONCE_FLUSH_MS = 10;
 
 function sqliteCode(error: unknown): string | undefined {
   if (typeof error === 'object' && error !== null && 'code' in error && typeof error.code === 'string') return error.code;

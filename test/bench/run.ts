@@ -28,6 +28,8 @@ import './crypto.bench.js';
 // then add here:
 import './unlock.bench.js';
 // ---------------------------------------------------------------------------
+// carkey-cloud under load (autocannon against a carkey-cloud process; SQLite, and PostgreSQL when reachable):
+import './cloud.bench.js';
 
 async function main(argv: readonly string[]): Promise<number> {
   const parsed = parseBenchArgs(argv);
