@@ -7,6 +7,9 @@
  * progress to stderr; exit code 0 on success, 2 for bad flags or a filter
  * matching nothing, 1 if a benchmark fails.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { REPO } from '../../firmware-sim/rig.js';
 import { toCarkeyError } from '../../src/core/errors.js';
 import {
   USAGE,
@@ -28,6 +31,8 @@ import './crypto.bench.js';
 // then add here:
 import './unlock.bench.js';
 // ---------------------------------------------------------------------------
+// End to end through real processes: `carkey unlock` over the sim radio, cloud healthy and each fault (rig stopped at the end):
+import { stopE2e } from './e2e.bench.js';
 // carkey-cloud under load (autocannon against a carkey-cloud process; SQLite, and PostgreSQL when reachable):
 import './cloud.bench.js';
 
@@ -57,7 +62,12 @@ async function main(argv: readonly string[]): Promise<number> {
     onStart: (name: string) => process.stderr.write(`running ${name} ...\n`),
   };
   const overhead = timerOverheadNs();
-  const results = await runBenchmarks(selected, timing);
+  let results: Awaited<ReturnType<typeof runBenchmarks>>;
+  try {
+    results = await runBenchmarks(selected, timing);
+  } finally {
+    await stopE2e();
+  }
   const report: BenchReport = {
     date: new Date().toISOString(),
     machine: machineInfo(),
@@ -65,6 +75,10 @@ async function main(argv: readonly string[]): Promise<number> {
     results,
   };
   process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
+  // The whole run, for docs/performance.md and comparisons between runs (a --filter run writes only what it ran).
+  mkdirSync(join(REPO, 'bench'), { recursive: true });
+  writeFileSync(join(REPO, 'bench', 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+  process.stderr.write(`wrote ${join(REPO, 'bench', 'results.json')}\n`);
   return 0;
 }
 
