@@ -30,6 +30,7 @@ import { CarkeyError, ExitCode, toCarkeyError } from '../core/errors.js';
 import { keyIdOf, vehicleIdOf } from '../core/identity.js';
 import { loadConfigFile, resolveConfig, type DaemonConfig } from '../vehicle/config.js';
 import { startDaemon } from '../vehicle/daemon.js';
+import { createSdNotifier } from '../vehicle/sd-notify.js';
 import { readIdentityFile } from '../vehicle/identity-file.js';
 import { stateDirLayout } from '../vehicle/state-dir.js';
 import { assertInitialized, verifyAuditDatabase, VehicleStore } from '../vehicle/store.js';
@@ -104,6 +105,7 @@ async function run(flags: RunFlags): Promise<void> {
     fail(carkeyError, false);
   }
   const crypto = createCrypto(config.cryptoBackend);
+  const notifier = createSdNotifier({ env: process.env, pid: process.pid, logger });
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) {
@@ -111,6 +113,7 @@ async function run(flags: RunFlags): Promise<void> {
       process.exit(ExitCode.internal);
     }
     stopping = true;
+    notifier.stopping();
     logger.info({ signal, boundMs: SHUTDOWN_BOUND_MS }, 'stopping');
     setTimeout(() => {
       logger.error({ boundMs: SHUTDOWN_BOUND_MS }, 'shutdown did not finish in time; exiting anyway (committed state is safe)');
@@ -130,6 +133,8 @@ async function run(flags: RunFlags): Promise<void> {
   process.stdout.write(
     `${JSON.stringify({ ready: true, pid: process.pid, vehicleKey: toHex(daemon.vehicleKey), vehicleKeyId: keyIdOf(crypto, daemon.vehicleKey), status: daemon.statusUrl ?? null, transport: config.transport })}\n`,
   );
+  // startDaemon resolved: the car is advertising. Tell systemd (Type=notify), and ping its watchdog from now on.
+  notifier.ready(`advertising as ${keyIdOf(crypto, daemon.vehicleKey)}`);
 }
 
 const program = new Command('carkeyd')

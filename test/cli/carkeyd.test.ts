@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli } from '../../firmware-sim/rig.js';
+import { runCli, startDaemonProcess, startRig, stopProgram, stopRig } from '../../firmware-sim/rig.js';
 import { ExitCode } from '../../src/core/errors.js';
 
 /** `carkeyd run` on the sim radio with nothing listening: it must refuse before it touches the radio. */
@@ -120,4 +120,28 @@ describe('a busy status port', () => {
     const verify = await runCli('src/cli/carkeyd.js', ['audit', 'verify', '--state', state, '--json']);
     expect(JSON.parse(verify.stdout)).toMatchObject({ ok: true, entries: 0 });
   });
+});
+
+describe('systemd Type=notify', () => {
+  it('carkeyd runs systemd-notify --ready once it advertises, then WATCHDOG=1 pings, and STOPPING=1 on SIGTERM', async () => {
+    const rig = await startRig();
+    const bin = join(rig.dir, 'bin');
+    const log = join(rig.dir, 'notify.log');
+    mkdirSync(bin);
+    writeFileSync(join(bin, 'systemd-notify'), `#!/bin/sh\necho "$*" >> '${log}'\n`, { mode: 0o755 });
+    try {
+      const daemon = await startDaemonProcess(rig, { env: { PATH: `${bin}:${process.env.PATH ?? ''}`, NOTIFY_SOCKET: join(rig.dir, 'notify.sock'), WATCHDOG_USEC: '200000' } });
+      const seen = async (text: string): Promise<void> => {
+        while (!(existsSync(log) && readFileSync(log, 'utf8').includes(text))) await new Promise((r) => setTimeout(r, 50));
+      };
+      await seen('--ready');
+      await seen('WATCHDOG=1');
+      const lines = readFileSync(log, 'utf8').split('\n');
+      expect(lines[0]).toBe(`--pid=${String(daemon.ready.pid)} --ready --status=advertising as ${String(daemon.ready.vehicleKeyId)}`);
+      expect(await stopProgram(daemon)).toBe(0);
+      await seen(`--pid=${String(daemon.ready.pid)} STOPPING=1`);
+    } finally {
+      await stopRig(rig);
+    }
+  }, 60_000);
 });
