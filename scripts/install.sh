@@ -5,6 +5,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Node.js >= 20 first: Raspberry Pi OS ships an older one, and npm ci would fail later with less clear errors.
+need_node() {
+  echo "install.sh: $1" >&2
+  echo "  carkey needs Node.js 20 or newer (package.json engines). On Raspberry Pi OS / Debian, as root:" >&2
+  echo "    curl -fsSL https://deb.nodesource.com/setup_20.x -o /tmp/nodesource_setup.sh && bash /tmp/nodesource_setup.sh && apt-get install -y nodejs" >&2
+  echo "  or unpack the official tarball (https://nodejs.org/dist/latest-v20.x/, linux-arm64 or linux-armv7l) into /usr/local." >&2
+  echo "  Then check with: node --version   (docs/operations.md, Install on Raspberry Pi OS)" >&2
+  exit 1
+}
+command -v node >/dev/null 2>&1 || need_node "node is not installed"
+node_major="$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)"
+[ "${node_major}" -ge 20 ] 2>/dev/null || need_node "found Node.js $(node --version 2>/dev/null || echo unknown) at $(command -v node)"
+command -v npm >/dev/null 2>&1 || need_node "npm is not installed (it comes with Node.js from NodeSource or the official tarball)"
+
 if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
