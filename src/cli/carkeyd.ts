@@ -48,6 +48,7 @@ interface RunFlags {
   state?: string;
   name?: string;
   statusPort?: string;
+  statusHost?: string;
   logLevel?: string;
   json?: boolean;
 }
@@ -70,6 +71,7 @@ function configFrom(flags: RunFlags): DaemonConfig {
     stateDir: flags.state,
     name: flags.name,
     statusPort: flags.statusPort,
+    statusHost: flags.statusHost,
     logLevel: flags.logLevel,
   });
 }
@@ -84,7 +86,8 @@ function addRunOptions(command: Command): Command {
     .option('--hardware <path>', 'body controller: UNIX socket or serial device (firmware-sim or the real UART)')
     .option('--state <dir>', 'state directory (identity key, key list, audit log)')
     .option('--name <name>', 'vehicle name shown to a pairing phone')
-    .option('--status-port <port>', 'status HTTP port on 127.0.0.1 (0 = any free port, -1 = off)')
+    .option('--status-port <port>', 'status HTTP port (0 = any free port, -1 = off)')
+    .option('--status-host <ip>', 'address the status server binds (default 127.0.0.1; 0.0.0.0 for off-box Prometheus scraping)')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']));
 }
 

@@ -105,6 +105,7 @@ export const CONFIG_SCHEMA: Schema = {
       },
     },
     statusPort: integer(-1, 65_535),
+    statusHost: { type: 'string', minLength: 2, maxLength: 45, description: 'an IP address such as 127.0.0.1, 0.0.0.0 or ::1' },
     logLevel: { enum: LOG_LEVELS },
     auditCheckpointEvery: integer(1, 100_000),
     auditMaxEntries: integer(100, 100_000_000),

@@ -10,6 +10,7 @@
  * Schema (config-schema.ts: strict types, no coercion, "did you mean").
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { CarkeyError } from '../core/errors.js';
 import { PIN_PATTERN } from '../core/payloads.js';
 import { INTEGER_KEYS, parseIntegerFlag, validateConfigFile } from './config-schema.js';
@@ -56,6 +57,8 @@ export interface DaemonConfig {
   readonly keycards: readonly string[];
   /** Status HTTP port on 127.0.0.1 (0 = pick a free port, -1 = off). */
   readonly statusPort: number;
+  /** Address the status server binds (an IP literal; default 127.0.0.1; 0.0.0.0 or a LAN address for off-box Prometheus scraping). */
+  readonly statusHost: string;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly auditCheckpointEvery: number;
   /** Keep at most about this many audit entries; the oldest, up to a signed checkpoint, are pruned (≥ 4 × auditCheckpointEvery). */
@@ -132,6 +135,7 @@ export const DEFAULTS: DaemonConfig = {
   pairingWindowMs: 60_000,
   keycards: [],
   statusPort: 7341,
+  statusHost: '127.0.0.1',
   logLevel: 'info',
   auditCheckpointEvery: 64,
   auditMaxEntries: 100_000,
@@ -276,6 +280,10 @@ const CHECKS: Readonly<Record<Key, Check>> = {
     return [...(value as string[])];
   },
   statusPort: int(-1, 65_535),
+  statusHost: (value, key) => {
+    if (typeof value !== 'string' || isIP(value) === 0) throw invalid(key, value, 'an IP address such as 127.0.0.1, 0.0.0.0 or ::1 (not a host name)');
+    return value;
+  },
   logLevel: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),
   auditCheckpointEvery: int(1, 100_000),
   auditMaxEntries: int(100, 100_000_000),

@@ -83,7 +83,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
   const monotonic = deps.monotonic ?? (() => performance.now());
   const crypto = createCrypto(config.cryptoBackend);
   // Checked before the store opens and the boot entry is audited: a busy port is the operator's to fix, not a crash after boot.
-  await checkStatusPort('127.0.0.1', config.statusPort);
+  await checkStatusPort(config.statusHost, config.statusPort);
   // create: false — only `carkeyd init` creates a car identity (a mistyped --state must not cut off every phone).
   const store = VehicleStore.open(config.stateDir, { crypto, now: wallClock, random, checkpointInterval: config.auditCheckpointEvery, create: false });
   const cleanups: (() => Promise<void> | void)[] = [() => store.close()];
@@ -333,6 +333,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     if (config.statusPort >= 0) {
       status = await startStatusServer({
         port: config.statusPort,
+        host: config.statusHost,
         metrics,
         logger: logger.child({ part: 'status' }),
         state: () => ({

@@ -1,9 +1,11 @@
 /**
- * carkeyd's local status endpoint (fastify), bound to 127.0.0.1 only.
+ * carkeyd's status endpoint (fastify), bound to 127.0.0.1 unless the operator
+ * sets statusHost (off-box Prometheus scraping).
  *
  * Routes: GET /health (liveness), GET /metrics (Prometheus text), GET /state
  * (a JSON snapshot with key ids only — never keys, secrets or signatures).
- * Guarantees: never listens on a non-loopback address; unknown routes get 404
+ * Guarantees: listens on a non-loopback address only when configured (and
+ * logs a warning saying so); read-only, no secrets; unknown routes get 404
  * JSON; the server cannot affect entry decisions (read-only).
  */
 import { createServer } from 'node:net';
@@ -56,15 +58,22 @@ export function buildStatusApp(options: { metrics: DaemonMetrics; state: () => R
   return app;
 }
 
-export async function startStatusServer(options: { port: number; metrics: DaemonMetrics; logger: Logger; state: () => Record<string, unknown> }): Promise<StatusServer> {
+/** Loopback addresses: the default, reachable from this machine only. */
+export function isLoopback(host: string): boolean {
+  return host === '::1' || /^127\./.test(host);
+}
+
+export async function startStatusServer(options: { port: number; host?: string; metrics: DaemonMetrics; logger: Logger; state: () => Record<string, unknown> }): Promise<StatusServer> {
   const app = buildStatusApp(options);
+  const host = options.host ?? '127.0.0.1';
   let address: string;
   try {
-    address = await app.listen({ host: '127.0.0.1', port: options.port });
+    address = await app.listen({ host, port: options.port });
   } catch (error) {
     await app.close();
-    throw statusPortError(error, '127.0.0.1', options.port);
+    throw statusPortError(error, host, options.port);
   }
+  if (!isLoopback(host)) options.logger.warn({ address }, 'status server reachable from the network (statusHost): /state and /metrics hold no secrets, but firewall it to your Prometheus');
   options.logger.info({ address }, 'status server listening');
   return { url: address, app, close: () => app.close() };
 }

@@ -145,3 +145,17 @@ describe('systemd Type=notify', () => {
     }
   }, 60_000);
 });
+
+describe('the status server bind address', () => {
+  it('statusHost 0.0.0.0 serves off-box scrapers, with a warning in the log', async () => {
+    const rig = await startRig({ config: { statusHost: '0.0.0.0' } });
+    try {
+      const daemon = await startDaemonProcess(rig);
+      const port = new URL(String(daemon.ready.status)).port;
+      expect(await (await fetch(`http://127.0.0.1:${port}/health`)).json()).toEqual({ ok: true });
+      expect(daemon.stderr()).toContain('status server reachable from the network');
+    } finally {
+      await stopRig(rig);
+    }
+  }, 60_000);
+});

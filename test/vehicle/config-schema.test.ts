@@ -44,6 +44,16 @@ describe('config schema: no type coercion', () => {
   });
 });
 
+describe('statusHost', () => {
+  it('defaults to loopback and takes IP literals only', () => {
+    expect(resolveConfig({}, {}).statusHost).toBe('127.0.0.1');
+    expect(resolveConfig({ statusHost: '0.0.0.0' }, {}).statusHost).toBe('0.0.0.0');
+    expect(resolveConfig({ statusHost: '::1' }, {}).statusHost).toBe('::1');
+    expect(refusal({ statusHost: 'localhost' }).message).toContain('statusHost = "localhost": expected an IP address');
+    expect(refusal({ statusHost: 7341 }).message).toContain('statusHost = 7341');
+  });
+});
+
 describe('config schema: flags', () => {
   it('flag strings are decimal integers only', () => {
     expect(resolveConfig({}, { statusPort: '7342' }).statusPort).toBe(7342);
