@@ -329,6 +329,19 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       cleanups.push(() => worker.stop());
     }
 
+    // The state gauges of /metrics, read at scrape time.
+    let hardwareUp = true;
+    cleanups.push(actuator.onEvent((event: HardwareEvent) => {
+      if (event.kind === 'link') hardwareUp = event.state === 'up';
+    }));
+    metrics.observe({
+      paired: () => keyList !== undefined,
+      keyListVersion: () => keyList?.version ?? 0,
+      hardwareUp: () => hardwareUp,
+      auditEntries: () => store.auditEntryCount(),
+      auditLastErrorAt: () => audit.lastError?.at,
+    });
+
     let status: StatusServer | undefined;
     if (config.statusPort >= 0) {
       status = await startStatusServer({

@@ -4,9 +4,23 @@
  *
  * Guarantees: label values come from closed sets (results, deny reasons,
  * commands, error codes of the catalog, boundary names in the code), so an
- * attacker cannot blow up cardinality.
+ * attacker cannot blow up cardinality. One prefix, `carkey_`, for every
+ * metric (the process and Node defaults too). The state gauges (paired,
+ * key-list version, body-controller link, audit size, last audit error) are
+ * read from the daemon at scrape time (`observe`), so they cannot go stale.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { carkeyVersion } from '../common/version.js';
+
+/** What the state gauges read at each scrape. */
+export interface DaemonStateSource {
+  readonly paired: () => boolean;
+  readonly keyListVersion: () => number;
+  readonly hardwareUp: () => boolean;
+  readonly auditEntries: () => number;
+  /** ms since the epoch of the last failed audit append (undefined: none since start) */
+  readonly auditLastErrorAt: () => number | undefined;
+}
 
 export class DaemonMetrics {
   readonly registry = new Registry();
@@ -70,7 +84,39 @@ export class DaemonMetrics {
     registers: [this.registry],
   });
 
+  readonly buildInfo = new Gauge({
+    name: 'carkey_build_info',
+    help: 'Always 1; the labels say which carkeyd runs',
+    labelNames: ['version', 'node'] as const,
+    registers: [this.registry],
+  });
+  #source: DaemonStateSource | undefined;
+  readonly paired = this.stateGauge('carkey_paired', '1 when the car has a key list (an owner paired), else 0', (s) => (s.paired() ? 1 : 0));
+  readonly keyListVersion = this.stateGauge('carkey_key_list_version', 'Version of the key list in force (0 before pairing)', (s) => s.keyListVersion());
+  readonly hardwareUp = this.stateGauge('carkey_body_controller_up', '1 while the link to the body controller is up, else 0', (s) => (s.hardwareUp() ? 1 : 0));
+  readonly auditEntries = this.stateGauge('carkey_audit_entries', 'Audit entries kept on disk (pruned to auditMaxEntries)', (s) => s.auditEntries());
+  readonly auditLastError = this.stateGauge('carkey_audit_last_error_timestamp_seconds', 'Unix time of the last failed audit append, 0 when none since start', (s) => (s.auditLastErrorAt() ?? 0) / 1000);
+
   constructor(options: { defaultMetrics?: boolean } = {}) {
-    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'carkeyd_' });
+    if (options.defaultMetrics ?? true) collectDefaultMetrics({ register: this.registry, prefix: 'carkey_' });
+    this.buildInfo.set({ version: carkeyVersion(), node: process.versions.node }, 1);
+  }
+
+  /** Read the state gauges from `source` at every scrape from now on. */
+  observe(source: DaemonStateSource): void {
+    this.#source = source;
+  }
+
+  private stateGauge(name: string, help: string, read: (source: DaemonStateSource) => number): Gauge {
+    const current = (): DaemonStateSource | undefined => this.#source;
+    return new Gauge({
+      name,
+      help,
+      registers: [this.registry],
+      collect() {
+        const source = current();
+        if (source !== undefined) this.set(read(source));
+      },
+    });
   }
 }

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
-import { runCli, startDaemonProcess, startRig, stopProgram, stopRig } from '../../firmware-sim/rig.js';
+import { REPO, runCli, startDaemonProcess, startRig, stopProgram, stopRig } from '../../firmware-sim/rig.js';
 import { ExitCode } from '../../src/core/errors.js';
 
 /** `carkeyd run` on the sim radio with nothing listening: it must refuse before it touches the radio. */
@@ -15,6 +15,7 @@ function runArgs(state: string): string[] {
   return ['run', '--transport', 'sim', '--radio', join(dir, 'no-radio.sock'), '--hardware', join(dir, 'no-hw.sock'), '--state', state, '--status-port', '-1', '--log-level', 'silent'];
 }
 
+const VERSION = (JSON.parse(readFileSync(join(REPO, 'package.json'), 'utf8')) as { version: string }).version;
 const dir = mkdtempSync(join(tmpdir(), 'carkeyd-cli-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -154,6 +155,30 @@ describe('the status server bind address', () => {
       const port = new URL(String(daemon.ready.status)).port;
       expect(await (await fetch(`http://127.0.0.1:${port}/health`)).json()).toEqual({ ok: true });
       expect(daemon.stderr()).toContain('status server reachable from the network');
+    } finally {
+      await stopRig(rig);
+    }
+  }, 60_000);
+});
+
+describe('metrics', () => {
+  it('one prefix, build_info, and state gauges read at scrape time (the body-controller link going down shows)', async () => {
+    const rig = await startRig();
+    try {
+      const daemon = await startDaemonProcess(rig);
+      const scrape = async (): Promise<string> => (await fetch(`${String(daemon.ready.status)}/metrics`)).text();
+      const text = await scrape();
+      const names = text.split('\n').filter((line) => line !== '' && !line.startsWith('#')).map((line) => line.split(/[{ ]/)[0] ?? '');
+      expect(names.length).toBeGreaterThan(10);
+      expect(names.filter((name) => !name.startsWith('carkey_'))).toEqual([]);
+      expect(text).toMatch(new RegExp(`^carkey_build_info\\{version="${VERSION.replace(/\./g, '\\.')}",node="${process.versions.node.split('.')[0]}\\.[0-9.]+"\\} 1$`, 'm'));
+      expect(text).toMatch(/^carkey_paired 0$/m);
+      expect(text).toMatch(/^carkey_key_list_version 0$/m);
+      expect(text).toMatch(/^carkey_body_controller_up 1$/m);
+      expect(text).toMatch(/^carkey_audit_entries [1-9][0-9]*$/m);
+      expect(text).toMatch(/^carkey_audit_last_error_timestamp_seconds 0$/m);
+      await stopProgram(rig.hardwareProc);
+      while (!/^carkey_body_controller_up 0$/m.test(await scrape())) await new Promise((r) => setTimeout(r, 100));
     } finally {
       await stopRig(rig);
     }
