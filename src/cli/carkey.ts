@@ -433,8 +433,8 @@ function holdsKeyFor(ctx: Context, command: CommandName): (record: VehicleRecord
   };
 }
 
-async function simpleCommand(ctx: Context, command: 'unlock' | 'passiveUnlock' | 'lock' | 'trunk', vehicle: string | undefined): Promise<void> {
-  const done = { unlock: 'unlocked', passiveUnlock: 'unlocked (walk-up)', lock: 'locked', trunk: 'opened the trunk of' } as const;
+async function simpleCommand(ctx: Context, command: 'unlock' | 'passiveUnlock' | 'lock' | 'trunk' | 'honk' | 'flash', vehicle: string | undefined): Promise<void> {
+  const done = { unlock: 'unlocked', passiveUnlock: 'unlocked (walk-up)', lock: 'locked', trunk: 'opened the trunk of', honk: 'honked the horn of', flash: 'flashed the lights of' } as const;
   await withVehicle(
     ctx,
     vehicle,
@@ -1229,6 +1229,8 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
     ['unlock', 'unlock the car', '$ carkey unlock --vehicle "blue van"'],
     ['lock', 'lock the car', '$ carkey lock'],
     ['trunk', 'open the trunk', '$ carkey trunk --json'],
+    ['honk', 'sound the horn once (find the car; needs the honk permission)', '$ carkey honk'],
+    ['flash', 'flash the lights once (find the car; needs the flash permission)', '$ carkey flash'],
   ] as const) {
     const sub = program.command(name).description(summary).option(...vehicleOption);
     if (name === 'unlock') {
@@ -1264,7 +1266,7 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
     .option('--from <time>', 'valid from: ISO time, date, "now" or +N[m|h|d|w] (default now)')
     .requiredOption('--until <time>', 'valid until: ISO time, date, or +N[m|h|d|w]')
     .requiredOption('--to <key|file>', "the friend's public key (64 hex digits) or a file holding it (`carkey whoami --json` output)")
-    .option('--permissions <list>', 'comma-separated subset of the role: unlock,lock,start,trunk,status,passive')
+    .option('--permissions <list>', 'comma-separated subset of the role: unlock,lock,start,trunk,status,passive,honk,flash')
     .option('--out <file>', 'also write the share string to FILE')
     .option('--via-cloud', "also post it to the friend's cloud mailbox, sealed to their key (they run `carkey accept --from-cloud`)")
     .addHelpText('after', example('$ carkey share --role guest --until +2d --to 3b6a27bc…e1 --out anna.carkey'))

@@ -16,6 +16,10 @@ export const Permission = {
   keyManagement: 0x0020,
   /** walk-up (passive) unlock gated on proximity */
   passive: 0x0040,
+  /** sound the horn (find the car) */
+  honk: 0x0080,
+  /** flash the lights (find the car) */
+  flash: 0x0100,
 } as const;
 export type PermissionName = keyof typeof Permission;
 export const ALL_PERMISSIONS = Object.values(Permission).reduce((a, b) => a | b, 0);
@@ -25,8 +29,8 @@ export type RoleName = keyof typeof Role;
 
 export const ROLE_MASK: Readonly<Record<RoleName, number>> = {
   owner: ALL_PERMISSIONS,
-  driver: Permission.unlock | Permission.lock | Permission.start | Permission.trunk | Permission.status | Permission.passive,
-  guest: Permission.unlock | Permission.lock | Permission.start | Permission.status,
+  driver: Permission.unlock | Permission.lock | Permission.start | Permission.trunk | Permission.status | Permission.passive | Permission.honk | Permission.flash,
+  guest: Permission.unlock | Permission.lock | Permission.start | Permission.status | Permission.flash,
   monitor: Permission.status,
 };
 
@@ -53,6 +57,10 @@ export const Command = {
   keyListGet: 9,
   /** the car signs a fresh vehicle statement (cloud registration, forwarded by an owner) */
   vehicleStatement: 10,
+  /** sound the horn once */
+  honk: 11,
+  /** flash the lights once */
+  flash: 12,
 } as const;
 export type CommandName = keyof typeof Command;
 
@@ -67,6 +75,8 @@ export const COMMAND_PERMISSION: Readonly<Record<CommandName, number>> = {
   auditRead: Permission.keyManagement,
   keyListGet: Permission.keyManagement,
   vehicleStatement: Permission.keyManagement,
+  honk: Permission.honk,
+  flash: Permission.flash,
 };
 
 export function commandName(code: number): CommandName | undefined {

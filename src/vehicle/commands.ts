@@ -62,6 +62,12 @@ export async function executeCommand(context: CommandContext, command: CommandNa
         return { status: 'ok' };
       case 'status':
         return { status: 'ok', payload: await statusPayload(context) };
+      case 'honk':
+        await context.actuator.signal('beep', 1);
+        return { status: 'ok' };
+      case 'flash':
+        await context.actuator.signal('flash', 1);
+        return { status: 'ok' };
       case 'keyListGet':
         return { status: 'ok', payload: context.currentKeyList()?.bytes ?? new Uint8Array(0) };
       case 'keyListPush':

@@ -26,9 +26,9 @@ function carkey(home: string, ...args: string[]): Promise<CliResult> {
   return runCli('src/cli/carkey.js', ['--home', join(rig.dir, home), '--transport', 'sim', '--radio', rig.radio, '--quiet', ...args]);
 }
 
-async function hwState(): Promise<{ locks: Record<string, string>; drive: string; trunk: string; display: string[] }> {
+async function hwState(): Promise<{ locks: Record<string, string>; drive: string; trunk: string; display: string[]; beeps: number; flashes: number }> {
   const out = await hardwareCtl(rig, 'state', '--json');
-  return JSON.parse(out.stdout) as { locks: Record<string, string>; drive: string; trunk: string; display: string[] };
+  return JSON.parse(out.stdout) as { locks: Record<string, string>; drive: string; trunk: string; display: string[]; beeps: number; flashes: number };
 }
 
 function json(result: CliResult): Record<string, unknown> {
@@ -98,6 +98,16 @@ describe('carkey end to end over the simulated radio', () => {
     expect(json(status)).toMatchObject({ status: { drive: 'off', trunk: 'open', keyListVersion: 1 } });
   });
 
+  it('honks and flashes on the body controller (their own commands and permission bits)', async () => {
+    const before = await hwState();
+    const honk = await carkey('owner', 'honk');
+    expect(honk.code, honk.stderr).toBe(0);
+    expect(honk.stdout).toBe('honked the horn of Test Car\n');
+    expect((await carkey('owner', 'flash')).code).toBe(0);
+    const after = await hwState();
+    expect([after.beeps - before.beeps, after.flashes - before.flashes]).toEqual([1, 1]);
+  });
+
   it('walk-up unlock works only while the phone is close (RSSI from the radio, with hysteresis)', async () => {
     await carkey('owner', 'lock');
     await setLinkProfile(rig.radio, { peripheral: 'Test-Car', rssi: 'fixed:-85' });
@@ -144,6 +154,12 @@ describe('carkey end to end over the simulated radio', () => {
     expect(unlock.code, unlock.stderr).toBe(0);
     expect(Object.values((await hwState()).locks)).toContain('unlocked');
     expect((await carkey('friend', 'trunk')).code).toBe(ExitCode.denied);
+    // A guest may flash the lights to find the car, not sound the horn.
+    expect((await carkey('friend', 'flash')).code).toBe(0);
+    const honk = await carkey('friend', 'honk', '--json');
+    expect(honk.code).toBe(ExitCode.denied);
+    // (the phone knows its grant lacks the honk bit and does not even ask the car)
+    expect(json(honk)).toMatchObject({ ok: false, error: { code: 'CK_PHONE_NO_CREDENTIAL' } });
   });
 
   it('denies an expired grant and a grant held by someone else', async () => {

@@ -45,6 +45,8 @@ export class FakeCar {
   readonly publicKey: Uint8Array;
   keyList: KeyList | undefined;
   pairingOpen: boolean;
+  /** honk and flash commands carried out, in order */
+  readonly signals: string[] = [];
   acceptPairing: boolean;
   locked = true;
   drive: 'off' | 'ready' = 'off';
@@ -207,6 +209,10 @@ export class FakeCar {
         return { status: 'ok' };
       case 'trunk':
         this.trunk = 'open';
+        return { status: 'ok' };
+      case 'honk':
+      case 'flash':
+        this.signals.push(command);
         return { status: 'ok' };
       case 'status':
         return {
