@@ -10,7 +10,6 @@
  * Schema (config-schema.ts: strict types, no coercion, "did you mean").
  */
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 import { CarkeyError } from '../core/errors.js';
 import { PIN_PATTERN } from '../core/payloads.js';
 import { INTEGER_KEYS, parseIntegerFlag, validateConfigFile } from './config-schema.js';
@@ -205,6 +204,17 @@ function object(value: unknown, key: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
+/** An IPv4 or IPv6 literal (not node:net's isIP: this module is on the BLE entry path, which imports no networking). */
+function isIpLiteral(value: string): boolean {
+  if (/^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])$/.test(value)) return true;
+  if (!/^[0-9a-fA-F:.]{2,45}$/.test(value) || !value.includes(':')) return false;
+  try {
+    return new URL(`http://[${value}]/`).hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
 const REMOTE_NEVER = new Set(['passiveUnlock', 'keyListPush', 'keyListGet', 'auditRead', 'vehicleStatement']);
 
 function remotePolicy(value: unknown, key: string): Readonly<Record<RemoteCommandName, boolean>> {
@@ -281,7 +291,7 @@ const CHECKS: Readonly<Record<Key, Check>> = {
   },
   statusPort: int(-1, 65_535),
   statusHost: (value, key) => {
-    if (typeof value !== 'string' || isIP(value) === 0) throw invalid(key, value, 'an IP address such as 127.0.0.1, 0.0.0.0 or ::1 (not a host name)');
+    if (typeof value !== 'string' || !isIpLiteral(value)) throw invalid(key, value, 'an IP address such as 127.0.0.1, 0.0.0.0 or ::1 (not a host name)');
     return value;
   },
   logLevel: oneOf('fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'),

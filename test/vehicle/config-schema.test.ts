@@ -51,6 +51,9 @@ describe('statusHost', () => {
     expect(resolveConfig({ statusHost: '::1' }, {}).statusHost).toBe('::1');
     expect(refusal({ statusHost: 'localhost' }).message).toContain('statusHost = "localhost": expected an IP address');
     expect(refusal({ statusHost: 7341 }).message).toContain('statusHost = 7341');
+    for (const bad of ['999.1.1.1', '10.0.0', '1:2:3', 'fe80::1%eth0']) expect(refusal({ statusHost: bad }).message).toContain('expected an IP address');
+    expect(resolveConfig({ statusHost: '192.168.4.20' }, {}).statusHost).toBe('192.168.4.20');
+    expect(resolveConfig({ statusHost: '::' }, {}).statusHost).toBe('::');
   });
 });
 
