@@ -126,6 +126,8 @@ export async function buildCloudApp(options: CloudAppOptions): Promise<FastifyIn
     bodyLimit: BODY_LIMIT,
     routerOptions: { maxParamLength: 256 },
     return503OnClosing: true,
+    // A client gets 30 s to send its request (headers and body); a long-poll's wait comes after that.
+    requestTimeout: 30_000,
     forceCloseConnections: 'idle',
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
     frameworkErrors: (error, _request, reply) => {
