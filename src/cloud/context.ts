@@ -8,7 +8,7 @@
  * clock; `callerOf` is the only way to read the verified caller and throws
  * CK_CLOUD_AUTH_MISSING when a route was somehow reached without one.
  */
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { RandomSource } from '../core/crypto/backend.js';
 import type { Crypto } from '../core/crypto/index.js';
@@ -65,9 +65,14 @@ export function callerOf(request: FastifyRequest): Caller {
   return caller;
 }
 
-/** An AbortSignal that fires when the client goes away (ends a long-poll early). */
-export function disconnectSignal(request: FastifyRequest): AbortSignal {
+/**
+ * An AbortSignal that fires when the client goes away (ends a long-poll
+ * early). It listens on this request's response, not on the socket, so a
+ * keep-alive connection that carries long-poll after long-poll does not
+ * collect a listener per request.
+ */
+export function disconnectSignal(reply: FastifyReply): AbortSignal {
   const controller = new AbortController();
-  request.raw.socket.once('close', () => controller.abort());
+  reply.raw.once('close', () => controller.abort());
   return controller.signal;
 }

@@ -10,6 +10,8 @@
  * test's timeout, so an answer at all proves the wake-up (a missed wake-up
  * fails the test by timeout).
  */
+import { Agent, get } from 'node:http';
+import type { Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { toHex } from '../../src/core/bytes.js';
 import { encodeB64 } from '../../src/cloud/encoding.js';
@@ -105,6 +107,37 @@ for (const makeBackend of backends()) {
       controller.abort();
       await pending;
       await until(() => store.hub.subscribers === before, 'the subscription to be released');
+    });
+
+    it('many long-polls over one keep-alive connection do not pile up listeners on it', async () => {
+      const car = newCar();
+      expect((await h.client.register(car)).status).toBe(200);
+      const commandId = toHex(random(16));
+      expect((await h.client.call(newParty('phone'), 'POST', `/v1/vehicles/${car.id}/commands`, { commandId, expiresAt: Date.now() + 60_000, box: box() })).status).toBe(202);
+      const sockets: Socket[] = [];
+      const onConnection = (socket: Socket): void => {
+        sockets.push(socket);
+      };
+      h.app.server.on('connection', onConnection);
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const { signedRequest } = await import('./helpers.js');
+      try {
+        for (let i = 0; i < 15; i++) {
+          const request = signedRequest(car.car, 'GET', `/v1/vehicles/${car.id}/commands?wait=60`);
+          const status = await new Promise<number>((resolve, reject) => {
+            get(`${h.url ?? ''}${request.url}`, { agent, headers: request.headers }, (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode ?? 0));
+            }).on('error', reject);
+          });
+          expect(status).toBe(200);
+        }
+        expect(sockets).toHaveLength(1);
+        expect(sockets[0]?.listenerCount('close')).toBeLessThan(5);
+      } finally {
+        agent.destroy();
+        h.app.server.off('connection', onConnection);
+      }
     });
 
     it('shutdown releases a held request at once: it answers 304 and close() returns', async () => {

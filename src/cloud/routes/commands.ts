@@ -67,7 +67,7 @@ export function registerCommandRoutes(scope: FastifyInstance, ctx: CloudContext)
   scope.get<{ Params: { vehicleId: string }; Querystring: { wait?: number } }>(
     '/v1/vehicles/:vehicleId/commands',
     { schema: getCommandsSchema, config: { group: 'commands' } },
-    async (request) => {
+    async (request, reply) => {
       const { vehicleId } = request.params;
       await requireRole(store, vehicleId, callerOf(request).key, ['car']);
       const load = async (): Promise<readonly CommandRecord[] | undefined> => {
@@ -75,7 +75,7 @@ export function registerCommandRoutes(scope: FastifyInstance, ctx: CloudContext)
         return pending.length > 0 ? pending : undefined;
       };
       const wait = request.query.wait;
-      const commands = (wait === undefined ? await load() : await ctx.poller.wait(topics.commands(vehicleId), wait * 1000, load, disconnectSignal(request))) ?? [];
+      const commands = (wait === undefined ? await load() : await ctx.poller.wait(topics.commands(vehicleId), wait * 1000, load, disconnectSignal(reply))) ?? [];
       return { commands: commands.map((c) => ({ commandId: c.commandId, box: encodeB64(c.box), caller: c.caller, expiresAt: c.expiresAt })) };
     },
   );
@@ -107,7 +107,7 @@ export function registerCommandRoutes(scope: FastifyInstance, ctx: CloudContext)
       if (command === undefined || command.caller !== caller.keyHex) throw forbidden();
       const load = async (): Promise<Uint8Array | undefined> => (await store.getCommand(vehicleId, commandId))?.result;
       const wait = request.query.wait;
-      const result = command.result ?? (wait === undefined ? undefined : await ctx.poller.wait(topics.result(vehicleId, commandId), wait * 1000, load, disconnectSignal(request)));
+      const result = command.result ?? (wait === undefined ? undefined : await ctx.poller.wait(topics.result(vehicleId, commandId), wait * 1000, load, disconnectSignal(reply)));
       if (result === undefined) return reply.code(204).send();
       return { box: encodeB64(result) };
     },

@@ -119,7 +119,7 @@ export function registerKeyListRoutes(scope: FastifyInstance, ctx: CloudContext)
             const record = await store.getVehicle(vehicleId);
             return record !== undefined && etagOf(record) !== etag ? record : undefined;
           },
-          disconnectSignal(request),
+          disconnectSignal(reply),
         );
         if (newer !== undefined) {
           const renewed = accessTo(newer, caller.key, ['car', 'owner']);
