@@ -119,7 +119,9 @@ describe('fault switch', () => {
     expect(raw.complete).toBe(true);
     expect(JSON.parse(text)).toEqual({ commands: [] });
     expect(Number(raw.headers['content-length'])).toBe(text.length);
-    expect(raw.chunks.length).toBeGreaterThan(text.length / 2);
+    // the client may coalesce a few bytes when it is descheduled; it must not get the body in one piece
+    expect(raw.chunks.length).toBeGreaterThanOrEqual(3);
+    expect(Math.max(...raw.chunks.map((chunk) => chunk.length))).toBeLessThan(text.length / 2);
     await setFault('commands', 'off');
   });
 
