@@ -75,10 +75,13 @@ async function main(argv: readonly string[]): Promise<number> {
     results,
   };
   process.stdout.write(args.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
-  // The whole run, for docs/performance.md and comparisons between runs (a --filter run writes only what it ran).
-  mkdirSync(join(REPO, 'bench'), { recursive: true });
-  writeFileSync(join(REPO, 'bench', 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
-  process.stderr.write(`wrote ${join(REPO, 'bench', 'results.json')}\n`);
+  // The whole run, for docs/performance.md and comparisons between runs. A --filter run (tests,
+  // quick checks) does not overwrite it: bench/results.json always holds a complete run.
+  if (args.filter === undefined) {
+    mkdirSync(join(REPO, 'bench'), { recursive: true });
+    writeFileSync(join(REPO, 'bench', 'results.json'), `${JSON.stringify(report, null, 2)}\n`);
+    process.stderr.write(`wrote ${join(REPO, 'bench', 'results.json')}\n`);
+  }
   return 0;
 }
 
