@@ -1,29 +1,5 @@
 /**
- * The version carkey-cloud reports (--version, build_info, OpenAPI): the
- * `version` of the carkey package.json found above this module, whether it
- * runs from src/ or dist/. Never throws: "unknown" when there is none.
+ * The version carkey-cloud reports (--version, build_info, OpenAPI): the one
+ * carkey version (src/common/version.ts), under the name the cloud uses.
  */
-import { readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-let cached: string | undefined;
-
-export function packageVersion(): string {
-  if (cached !== undefined) return cached;
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let i = 0; i < 6; i++) {
-    try {
-      const parsed: unknown = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
-      if (typeof parsed === 'object' && parsed !== null && 'name' in parsed && parsed.name === 'carkey' && 'version' in parsed && typeof parsed.version === 'string') {
-        cached = parsed.version;
-        return cached;
-      }
-    } catch {
-      // not here; look further up
-    }
-    dir = dirname(dir);
-  }
-  cached = 'unknown';
-  return cached;
-}
+export { carkeyVersion as packageVersion } from '../common/version.js';
