@@ -28,7 +28,7 @@ import { equalBytes, fromHex, toHex } from '../core/bytes.js';
 import type { Clock, Crypto, RandomSource } from '../core/crypto/index.js';
 import { CarkeyError } from '../core/errors.js';
 import { keyIdOf } from '../core/identity.js';
-import { checkPrivateDirIfPresent, ensurePrivateDir, listFiles, readPrivateFile, withFileLock, writeFileAtomic } from './private-files.js';
+import { checkPrivateDirIfPresent, ensurePrivateDir, listFiles, readPrivateFile, readPrivateJson, withFileLock, writeFileAtomic } from './private-files.js';
 import { decryptSeed, encryptSeed, parseEncryptedSeed, type EncryptedSeed } from './seed-encryption.js';
 import { parseVehicleRecord, serializeVehicleRecord, vehicleIdHex, type VehicleRecord } from './vehicle-record.js';
 
@@ -141,20 +141,9 @@ export class KeyStore {
   }
 
   private readIdentityFile(): IdentityFile | undefined {
-    const path = this.paths.identity;
-    if (!checkPrivateDirIfPresent(this.paths.home)) return undefined;
-    const bytes = readPrivateFile(path, MAX_IDENTITY_BYTES);
-    if (bytes === undefined) return undefined;
-    const corrupt = (detail: string): CarkeyError => new CarkeyError('CK_PHONE_STORE_CORRUPT', `${path}: ${detail}`, { path });
-    let raw: unknown;
-    try {
-      raw = JSON.parse(bytes.toString('utf8'));
-    } catch {
-      throw corrupt('not JSON');
-    }
-    if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw corrupt('not an object');
-    const json = raw as Record<string, unknown>;
-    if (json.format !== IDENTITY_FORMAT) throw corrupt(`unknown format ${String(json.format)}`);
+    const file = readPrivateJson(this.paths.home, this.paths.identity, MAX_IDENTITY_BYTES, IDENTITY_FORMAT);
+    if (file === undefined) return undefined;
+    const { json, corrupt } = file;
     const publicKey = typeof json.publicKey === 'string' ? fromHex(json.publicKey) : undefined;
     if (publicKey?.length !== 32 || !this.deps.crypto.checkPublicKey(publicKey).ok) throw corrupt('publicKey is not a valid public key');
     const createdAt = json.createdAt;
@@ -168,7 +157,7 @@ export class KeyStore {
       if (plain?.length !== 32) throw corrupt('seed must be 32 bytes of hex');
       seed = { kind: 'plain', seed: plain };
     } else if (seedRecord.kind === 'encrypted') {
-      seed = { kind: 'encrypted', encrypted: parseEncryptedSeed(seedRecord, path) };
+      seed = { kind: 'encrypted', encrypted: parseEncryptedSeed(seedRecord, this.paths.identity) };
     } else throw corrupt('unknown seed kind');
     return { publicKey, createdAt, seed };
   }

@@ -276,3 +276,31 @@ export async function withFileLock<T>(lockPath: string, options: FileLockOptions
     removeFile(lockPath);
   }
 }
+
+/** One parsed private JSON file: its object, and the error to throw for a bad field. */
+export interface PrivateJson {
+  readonly json: Record<string, unknown>;
+  readonly corrupt: (detail: string) => CarkeyError;
+}
+
+/**
+ * Read a small private JSON file (in a private `home`) that must be an object
+ * with `format`: undefined when the home or file is absent; CK_PHONE_STORE_CORRUPT
+ * when it is not JSON, not an object or of another format.
+ */
+export function readPrivateJson(home: string, path: string, maxBytes: number, format: number): PrivateJson | undefined {
+  if (!checkPrivateDirIfPresent(home)) return undefined;
+  const bytes = readPrivateFile(path, maxBytes);
+  if (bytes === undefined) return undefined;
+  const corrupt = (detail: string): CarkeyError => new CarkeyError('CK_PHONE_STORE_CORRUPT', `${path}: ${detail}`, { path });
+  let raw: unknown;
+  try {
+    raw = JSON.parse(bytes.toString('utf8'));
+  } catch {
+    throw corrupt('not JSON');
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw corrupt('not an object');
+  const json = raw as Record<string, unknown>;
+  if (json.format !== format) throw corrupt(`unknown format ${String(json.format)}`);
+  return { json, corrupt };
+}

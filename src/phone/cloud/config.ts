@@ -16,7 +16,7 @@
  */
 import { join } from 'node:path';
 import { CarkeyError } from '../../core/errors.js';
-import { checkPrivateDirIfPresent, ensurePrivateDir, readPrivateFile, removeFile, writeFileAtomic } from '../private-files.js';
+import { checkPrivateDirIfPresent, ensurePrivateDir, readPrivateJson, removeFile, writeFileAtomic } from '../private-files.js';
 
 export const CLOUD_CONFIG_FORMAT = 1;
 export const CLOUD_CONFIG_FILE = 'cloud.json';
@@ -52,20 +52,9 @@ export function checkCloudUrl(text: string, what = 'cloud URL'): string {
 
 /** The stored default, or undefined when none was stored. */
 export function readStoredCloud(home: string): string | undefined {
-  const path = cloudConfigPath(home);
-  if (!checkPrivateDirIfPresent(home)) return undefined;
-  const bytes = readPrivateFile(path, MAX_CLOUD_CONFIG_BYTES);
-  if (bytes === undefined) return undefined;
-  const corrupt = (detail: string): CarkeyError => new CarkeyError('CK_PHONE_STORE_CORRUPT', `${path}: ${detail}`, { path });
-  let raw: unknown;
-  try {
-    raw = JSON.parse(bytes.toString('utf8'));
-  } catch {
-    throw corrupt('not JSON');
-  }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw corrupt('not an object');
-  const json = raw as Record<string, unknown>;
-  if (json.format !== CLOUD_CONFIG_FORMAT) throw corrupt(`unknown format ${String(json.format)}`);
+  const file = readPrivateJson(home, cloudConfigPath(home), MAX_CLOUD_CONFIG_BYTES, CLOUD_CONFIG_FORMAT);
+  if (file === undefined) return undefined;
+  const { json, corrupt } = file;
   if (typeof json.url !== 'string') throw corrupt('url must be a string');
   try {
     return checkCloudUrl(json.url);
