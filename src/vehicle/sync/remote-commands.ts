@@ -34,7 +34,7 @@ import type { RandomSource } from '../../core/crypto/backend.js';
 import type { Crypto } from '../../core/crypto/policy.js';
 import { toCarkeyError, type ErrorCode } from '../../core/errors.js';
 import { keyIdOf } from '../../core/identity.js';
-import { CredentialKind, DenyCategoryCode, ResultStatus } from '../../core/messages.js';
+import { CredentialKind, DenyCategoryCode, encodeLockoutPayload, ResultStatus } from '../../core/messages.js';
 import { decodePin } from '../../core/payloads.js';
 import { commandName, type CommandName } from '../../core/roles.js';
 import { openSealedBox, sealTo } from '../../core/sealed-box.js';
@@ -171,6 +171,7 @@ async function decideAndAct(context: RemoteContext, command: RemoteCommand): Pro
   }
   let decision: Decision;
   let pinLocked = false;
+  let pinLockedMs = 0;
   const enabled = name !== undefined && isRemoteCommand(name) && context.remote[name];
   if (name === undefined || credential === undefined) {
     decision = { allow: false, reason: name === undefined ? 'not-permitted' : 'grant-invalid', subject: `key:${keyId}` };
@@ -178,7 +179,8 @@ async function decideAndAct(context: RemoteContext, command: RemoteCommand): Pro
     const started = context.monotonic();
     // Per key, as over BLE: another key's wrong PINs never lock this one out.
     const pinSubject = { key: toHex(command.identity), owner: credential.kind === 'owner' };
-    pinLocked = enabled && name === 'start' && context.pinGuard.locked(pinSubject, started);
+    pinLockedMs = enabled && name === 'start' ? context.pinGuard.lockedFor(pinSubject, started) : 0;
+    pinLocked = pinLockedMs > 0;
     const pin = name === 'start' && enabled ? decodePin(command.args) : { ok: true as const, value: undefined };
     decision = authorize(context.crypto, { relayBoundMs: context.relayBoundMs, startPin: context.startPin }, {
       vehicleId: context.vehicleId,
@@ -188,8 +190,9 @@ async function decideAndAct(context: RemoteContext, command: RemoteCommand): Pro
       credential,
       command: name,
       proximity: NO_PROXIMITY,
-      // As over BLE: a malformed PIN is a wrong one; while the guard is locked, every PIN is wrong.
+      // As over BLE: a malformed PIN is a wrong one; while the guard is locked, the phone is told for how long.
       pin: pinLocked ? '' : pin.ok ? pin.value : '',
+      pinLocked,
     });
     if (enabled && name === 'start' && context.startPin !== undefined && !pinLocked) {
       if (decision.allow) context.pinGuard.record(pinSubject, 'ok', started);
@@ -205,7 +208,8 @@ async function decideAndAct(context: RemoteContext, command: RemoteCommand): Pro
     auditSafely(context, 'decision', { ...audit, result: 'deny', reason });
     context.logger.info({ command: name ?? 'unknown', reason, subject: decision.subject, origin: 'cloud' }, 'remote command denied');
     const category = revealOf(reason);
-    const failed = queue(context, command.commandId, command.identity, { status: ResultStatus.denied, category: category === undefined ? DenyCategoryCode.none : DenyCategoryCode[category], payload: new Uint8Array(0) });
+    const payload = category === 'locked-out' ? encodeLockoutPayload(Math.ceil(pinLockedMs / 1000)) : new Uint8Array(0);
+    const failed = queue(context, command.commandId, command.identity, { status: ResultStatus.denied, category: category === undefined ? DenyCategoryCode.none : DenyCategoryCode[category], payload });
     return failed === undefined ? { kind: 'decided', status: 'denied', command: name ?? 'unknown', reason } : { kind: 'deferred', code: failed };
   }
   const outcome = await executeCommand(

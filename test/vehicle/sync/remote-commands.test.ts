@@ -121,8 +121,12 @@ describe('remote commands', () => {
     expect(await handleRemoteCommand(context, none)).toMatchObject({ status: 'denied', reason: 'pin-required' });
     const wrong = async (): Promise<unknown> => handleRemoteCommand(context, remoteCommand(c, c.owner, 'start', { args: encodePin('1111') }));
     for (let i = 0; i < 5; i++) expect(await wrong()).toMatchObject({ status: 'denied', reason: 'pin-wrong' });
-    // Locked out now: even the right PIN is wrong, as over BLE.
-    expect(await handleRemoteCommand(context, remoteCommand(c, c.owner, 'start', { args: encodePin('2468') }))).toMatchObject({ status: 'denied', reason: 'pin-wrong' });
+    // Locked out now: even the right PIN is refused, and the phone is told for how long, as over BLE.
+    const locked = remoteCommand(c, c.owner, 'start', { args: encodePin('2468') });
+    expect(await handleRemoteCommand(context, locked)).toMatchObject({ status: 'denied', reason: 'pin-locked-out' });
+    const answer = resultFor(c, locked, c.owner);
+    expect(answer).toMatchObject({ status: ResultStatus.denied, category: DenyCategoryCode['locked-out'] });
+    expect(answer.payload.length).toBe(4);
     expect(c.actuator.calls).toEqual([]);
     expect(c.pinGuard.locked({ key: toHex(c.owner.publicKey), owner: true }, performance.now())).toBe(true);
   });
