@@ -12,7 +12,8 @@
  */
 import { toBase64Url, toHex } from '../src/core/bytes.js';
 import { requestSigningBytes, signRequest, verifyRequestSignature } from '../src/core/cloud-auth.js';
-import { signRemoteCommand, signRemoteResult, signVehicleStatement, verifyRemoteCommand, verifyRemoteResult, verifyVehicleStatement } from '../src/core/cloud-docs.js';
+import { signRemoteCommand, signRemoteResult, verifyRemoteCommand, verifyRemoteResult } from '../src/core/cloud-docs.js';
+import { signVehicleStatement, verifyVehicleStatement } from '../src/core/vehicle-statement.js';
 import { AUDIT_GENESIS_HASH, auditLinkHash, canonicalAuditRecord, checkpointPayload, signCheckpoint, type AuditEntry, type AuditRecord } from '../src/core/audit.js';
 import { AuditCollector, encodeAuditPage, decodeAuditPage } from '../src/core/audit-page.js';
 import type { KeyList } from '../src/core/credentials.js';

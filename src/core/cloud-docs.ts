@@ -4,11 +4,9 @@
  * forge them: every one is signed by the car or by a phone, and checked here,
  * by the same code on the car, the phone and the cloud.
  *
- * - Vehicle statement (car-signed): format u8 = 1 ‖ car identity key 32 ‖
- *   issued-at u64 ms ‖ key list vbytes(MAX_KEY_LIST_LENGTH) (empty: unpaired) ‖
- *   signature 64 by the car over L("carkey/v1/vehicle-statement") ‖ the rest.
- *   Registers a car with the cloud and tells it the key list in force, so
- *   nobody can squat a car's id with a list they signed themselves.
+ * (The car-signed vehicle statement, which registers a car, is in
+ * vehicle-statement.ts: the car also signs it for the BLE command
+ * `vehicleStatement`, so it is not cloud code.)
  * - Remote command (phone-signed, then sealed to the car): format u8 = 1 ‖
  *   vehicle id 16 ‖ command id 16 ‖ issued-at u64 ‖ expires-at u64 ‖ phone
  *   identity 32 ‖ credential kind u8 ‖ credential vbytes(512) ‖ command u8 ‖
@@ -26,7 +24,6 @@
  */
 import { equalBytes } from './bytes.js';
 import { decodeWith, Writer } from './codec.js';
-import { decodeKeyList, MAX_KEY_LIST_LENGTH, type KeyList } from './credentials.js';
 import type { Crypto } from './crypto/policy.js';
 import { CarkeyError, fail, ok, type Result } from './errors.js';
 import { vehicleIdOf, VEHICLE_ID_LENGTH } from './identity.js';
@@ -44,48 +41,6 @@ function checkFormat(format: number, what: string): void {
 
 function signedPart(bytes: Uint8Array): Uint8Array {
   return bytes.subarray(0, bytes.length - 64);
-}
-
-// --- vehicle statement --------------------------------------------------------
-
-export interface VehicleStatement {
-  readonly vehicleKey: Uint8Array;
-  readonly vehicleId: Uint8Array;
-  readonly issuedAt: number;
-  /** the encoded key list in force (empty when the car has no owner) */
-  readonly keyListBytes: Uint8Array;
-  readonly keyList: KeyList | undefined;
-  readonly bytes: Uint8Array;
-}
-
-export function signVehicleStatement(crypto: Crypto, vehicleSeed: Uint8Array, issuedAt: number, keyListBytes: Uint8Array): Uint8Array {
-  const body = new Writer().u8(CLOUD_DOC_FORMAT).fixed(crypto.publicKeyFromSeed(vehicleSeed), 32, 'vehicle key').time(issuedAt).vbytes(keyListBytes, MAX_KEY_LIST_LENGTH, 'key list').finish();
-  const signature = crypto.sign(vehicleSeed, new Writer().raw(LABELS.vehicleStatement).raw(body).finish());
-  return new Writer().raw(body).raw(signature).finish();
-}
-
-/** Decode and verify a statement: the car's signature, its key, and that the list it names is for this car. */
-export function verifyVehicleStatement(crypto: Crypto, bytes: Uint8Array): Result<VehicleStatement> {
-  const parsed = decodeWith(bytes, (r) => {
-    checkFormat(r.u8('format'), 'vehicle statement');
-    return { vehicleKey: r.bytesOf(32, 'vehicle key'), issuedAt: r.time('issued-at'), keyListBytes: r.vbytes(MAX_KEY_LIST_LENGTH, 'key list'), signature: r.bytesOf(64, 'signature') };
-  });
-  if (!parsed.ok) return parsed;
-  const { vehicleKey, issuedAt, keyListBytes, signature } = parsed.value;
-  const keyCheck = crypto.checkPublicKey(vehicleKey);
-  if (!keyCheck.ok) return keyCheck;
-  if (!crypto.verify(vehicleKey, new Writer().raw(LABELS.vehicleStatement).raw(signedPart(bytes)).finish(), signature).ok) {
-    return fail('CK_CRED_BAD_SIGNATURE', 'vehicle statement');
-  }
-  const vehicleId = vehicleIdOf(crypto, vehicleKey);
-  let keyList: KeyList | undefined;
-  if (keyListBytes.length > 0) {
-    const decoded = decodeKeyList(keyListBytes);
-    if (!decoded.ok) return decoded;
-    if (!equalBytes(decoded.value.vehicleId, vehicleId)) return fail('CK_CRED_WRONG_VEHICLE', 'the statement names a key list of another car');
-    keyList = decoded.value;
-  }
-  return ok({ vehicleKey, vehicleId, issuedAt, keyListBytes, keyList, bytes: Uint8Array.from(bytes) });
 }
 
 // --- remote command -----------------------------------------------------------

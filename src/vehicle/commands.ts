@@ -17,7 +17,7 @@ import { decodeAuditRead, encodeStatus, encodeVersion, type DoorName } from '../
 import type { CommandName } from '../core/roles.js';
 import { toHex } from '../core/bytes.js';
 import { encodeAuditPage } from '../core/audit-page.js';
-import { signVehicleStatement } from '../core/cloud-docs.js';
+import { signVehicleStatement } from '../core/vehicle-statement.js';
 import type { ActuatorPort } from './actuator.js';
 import type { CarTime } from './car-time.js';
 import type { AuditFields } from '../core/audit.js';

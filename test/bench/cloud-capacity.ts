@@ -25,7 +25,7 @@ import { toHex } from '../../src/core/bytes.js';
 import { encodeAuditPage } from '../../src/core/audit-page.js';
 import { AUDIT_GENESIS_HASH, auditLinkHash, signCheckpoint, type AuditEntry } from '../../src/core/audit.js';
 import { signRequest } from '../../src/core/cloud-auth.js';
-import { signVehicleStatement } from '../../src/core/cloud-docs.js';
+import { signVehicleStatement } from '../../src/core/vehicle-statement.js';
 import { signKeyList } from '../../src/core/credentials.js';
 import { createCrypto } from '../../src/core/crypto/index.js';
 import { vehicleIdOf } from '../../src/core/identity.js';

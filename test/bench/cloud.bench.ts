@@ -34,7 +34,7 @@ import pg from 'pg';
 import { startProgram, stopProgram, type Started } from '../../firmware-sim/rig.js';
 import { toHex } from '../../src/core/bytes.js';
 import { signRequest, verifyRequestSignature, type RequestToSign } from '../../src/core/cloud-auth.js';
-import { signVehicleStatement } from '../../src/core/cloud-docs.js';
+import { signVehicleStatement } from '../../src/core/vehicle-statement.js';
 import { signKeyList } from '../../src/core/credentials.js';
 import { createCrypto } from '../../src/core/crypto/index.js';
 import { vehicleIdOf } from '../../src/core/identity.js';

@@ -17,7 +17,7 @@ import type { FastifyInstance } from 'fastify';
 import pg from 'pg';
 import { toHex } from '../../src/core/bytes.js';
 import { signRequest } from '../../src/core/cloud-auth.js';
-import { signVehicleStatement } from '../../src/core/cloud-docs.js';
+import { signVehicleStatement } from '../../src/core/vehicle-statement.js';
 import { signKeyList, type KeyList, type KeyListBody } from '../../src/core/credentials.js';
 import { createCrypto } from '../../src/core/crypto/index.js';
 import { vehicleIdOf } from '../../src/core/identity.js';

@@ -17,7 +17,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { fromHex, toHex } from '../../core/bytes.js';
-import { verifyVehicleStatement } from '../../core/cloud-docs.js';
+import { verifyVehicleStatement } from '../../core/vehicle-statement.js';
 import { acceptKeyList, decodeKeyList } from '../../core/credentials.js';
 import { CarkeyError } from '../../core/errors.js';
 import { accessTo, decodeStoredList, requireRole } from '../access.js';

@@ -24,7 +24,7 @@
  *   cloud accepting it only means the car can fetch it from there.
  */
 import { equalBytes } from '../../core/bytes.js';
-import { verifyVehicleStatement } from '../../core/cloud-docs.js';
+import { verifyVehicleStatement } from '../../core/vehicle-statement.js';
 import { acceptKeyList, containsKey, decodeKeyList, type KeyList } from '../../core/credentials.js';
 import type { Crypto } from '../../core/crypto/index.js';
 import { CarkeyError, fail, isCarkeyError, ok, type ErrorCode, type Result } from '../../core/errors.js';

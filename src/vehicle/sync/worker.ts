@@ -37,7 +37,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { toHex } from '../../core/bytes.js';
-import { signVehicleStatement } from '../../core/cloud-docs.js';
+import { signVehicleStatement } from '../../core/vehicle-statement.js';
 import type { KeyList } from '../../core/credentials.js';
 import type { RandomSource } from '../../core/crypto/backend.js';
 import type { Crypto } from '../../core/crypto/policy.js';

@@ -12,7 +12,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo, Socket } from 'node:net';
 import { fromBase64Url, toBase64Url, toHex } from '../../../src/core/bytes.js';
 import { verifyRequestSignature } from '../../../src/core/cloud-auth.js';
-import { verifyVehicleStatement } from '../../../src/core/cloud-docs.js';
+import { verifyVehicleStatement } from '../../../src/core/vehicle-statement.js';
 import { decodeKeyList } from '../../../src/core/credentials.js';
 import { createCrypto } from '../../../src/core/crypto/index.js';
 
