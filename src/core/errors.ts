@@ -141,6 +141,8 @@ export const Catalog = {
   CK_PHONE_COMMAND_FAILED: { message: 'the car accepted the command but could not carry it out', exit: ExitCode.unavailable },
   CK_PHONE_DELIVERY_FAILED: { message: 'the car did not take the queued key list; it stays queued', exit: ExitCode.denied },
   CK_PHONE_CLOUD_UNAVAILABLE: { message: 'not available yet: this comes with carkey-cloud; every other command works over Bluetooth without it', exit: ExitCode.badInput },
+  CK_PHONE_BAD_LABEL: { message: 'not a valid grant label (1 to 64 characters of printable text after trimming)', exit: ExitCode.badInput },
+  CK_PHONE_NO_SUCH_GRANT: { message: 'no grant issued from this phone matches', exit: ExitCode.notFound },
 
   // --- cloud (carkey-cloud and its clients) -----------------------------------
   CK_CLOUD_AUTH_MISSING: { message: 'the request carries no valid carkey signature headers', exit: ExitCode.denied },

@@ -2,8 +2,10 @@
  * Plain-data views of what the phone knows, for people and for `--json`.
  *
  * Guarantees: pure; views contain public keys, key ids, serials, roles,
- * permissions and times only, never a seed or the advertising secret; every
- * value is JSON-safe (hex strings, numbers, ISO times).
+ * permissions, times and grant labels (validated text, grant-label.ts) only,
+ * never a seed or the advertising secret; every value is JSON-safe (hex
+ * strings, numbers, ISO times). A label this phone set is `label`; one a
+ * sharer sent is `sharerLabel` and is always shown as coming from the sharer.
  */
 import { equalBytes, toHex } from '../core/bytes.js';
 import { containsKey, type Grant, type KeyList } from '../core/credentials.js';
@@ -137,9 +139,19 @@ export function vehicleKeysView(crypto: Crypto, record: VehicleRecord, self: Uin
     owner: record.owner,
     keyList: record.keyList === undefined ? null : keyListView(crypto, record.keyList, self),
     pending: record.pending.map((list) => ({ version: list.version, issuedAt: iso(list.issuedAt), revokedSerials: list.revokedSerials.length, revokedKeys: list.revokedKeys.length })),
-    issued: record.issued.map((issued) => ({ ...grantView(crypto, issued.grant, newest, now), issuedAt: iso(issued.issuedAt) })),
-    held: record.grants.map((grant) => grantView(crypto, grant, record.keyList, now)),
+    issued: record.issued.map((issued) => ({ ...grantView(crypto, issued.grant, newest, now), issuedAt: iso(issued.issuedAt), label: issued.label ?? null })),
+    held: record.grants.map((grant) => ({ ...grantView(crypto, grant, record.keyList, now), sharerLabel: sharerLabelOf(record, grant) ?? null })),
   };
+}
+
+/** The label the sharer sent with a held grant, if any. */
+export function sharerLabelOf(record: Pick<VehicleRecord, 'sharerLabels'>, grant: Grant): string | undefined {
+  return record.sharerLabels?.[toHex(grant.serial)];
+}
+
+/** A label in a human line: quoted the way JSON quotes it (labels hold no control characters). */
+export function quoteLabel(label: string): string {
+  return JSON.stringify(label);
 }
 
 /** Human lines for `carkey keys`. */
@@ -157,11 +169,14 @@ export function describeVehicleKeys(crypto: Crypto, record: VehicleRecord, self:
   const newest = latestKnownKeyList(record);
   for (const issued of record.issued) {
     const view = grantView(crypto, issued.grant, newest, now);
-    lines.push(`  issued  ${String(view.serial)} ${issued.grant.role} to ${String(view.subjectKeyId)} ${String(view.notBefore)} → ${String(view.notAfter)} [${String(view.state)}]`);
+    const label = issued.label === undefined ? '' : ` ${quoteLabel(issued.label)}`;
+    lines.push(`  issued  ${String(view.serial)} ${issued.grant.role} to ${String(view.subjectKeyId)}${label} ${String(view.notBefore)} → ${String(view.notAfter)} [${String(view.state)}]`);
   }
   for (const grant of record.grants) {
     const view = grantView(crypto, grant, record.keyList, now);
-    lines.push(`  held    ${String(view.serial)} ${grant.role} (${permissionNames(grant.permissions).join(',')}) ${String(view.notBefore)} → ${String(view.notAfter)} [${String(view.state)}]`);
+    const sharerLabel = sharerLabelOf(record, grant);
+    const label = sharerLabel === undefined ? '' : ` (label from the sharer: ${quoteLabel(sharerLabel)})`;
+    lines.push(`  held    ${String(view.serial)} ${grant.role} (${permissionNames(grant.permissions).join(',')}) ${String(view.notBefore)} → ${String(view.notAfter)} [${String(view.state)}]${label}`);
   }
   return lines;
 }

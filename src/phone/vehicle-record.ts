@@ -6,6 +6,11 @@
  * the vehicle id derived from it, the advertising secret, whether this phone
  * is an owner, the grants it holds, the grants it issued, the last key list
  * known to be in force on the car, and the key lists waiting for delivery.
+ * Optional, additive fields (a file without them is read as before, and an
+ * older carkey reading a file with them ignores them): the label of an
+ * issued grant (`issued[i].label`, the issuer's private note) and
+ * `sharerLabels` (held grant serial → the label the sharer sent, display
+ * only); see grant-label.ts.
  *
  * Guarantees: `parseVehicleRecord` validates every field (lengths, hex,
  * ranges) and re-decodes every grant and key list with the core decoders; it
@@ -19,6 +24,7 @@ import type { Crypto } from '../core/crypto/index.js';
 import { CarkeyError } from '../core/errors.js';
 import { ADV_SECRET_LENGTH, vehicleIdOf } from '../core/identity.js';
 import { MAX_NAME_BYTES } from '../core/messages.js';
+import { checkLabel } from './grant-label.js';
 
 export const VEHICLE_RECORD_FORMAT = 1;
 /** Pending key lists kept at most (older ones are superseded by the newest). */
@@ -31,6 +37,8 @@ export interface IssuedGrant {
   readonly grant: Grant;
   /** phone time when it was issued (ms) */
   readonly issuedAt: number;
+  /** the issuer's private note (grant-label.ts); never sent to the car or the cloud */
+  readonly label?: string | undefined;
 }
 
 export interface VehicleRecord {
@@ -53,6 +61,8 @@ export interface VehicleRecord {
   readonly pending: readonly KeyList[];
   /** phone time when the vehicle was added (ms) */
   readonly addedAt: number;
+  /** held grant serial (hex) → the label its sharer sent with it (unsigned, display only) */
+  readonly sharerLabels?: Readonly<Record<string, string>> | undefined;
 }
 
 /** Names: 1..32 UTF-8 bytes, no control characters, not only spaces. */
@@ -93,12 +103,21 @@ export function serializeVehicleRecord(record: VehicleRecord): string {
     advSecret: toHex(record.advSecret),
     owner: record.owner,
     grants: record.grants.map((grant) => toHex(grant.bytes)),
-    issued: record.issued.map((issued) => ({ grant: toHex(issued.grant.bytes), issuedAt: issued.issuedAt })),
+    issued: record.issued.map((issued) => ({ grant: toHex(issued.grant.bytes), issuedAt: issued.issuedAt, ...(issued.label === undefined ? {} : { label: issued.label }) })),
     keyList: record.keyList === undefined ? null : toHex(record.keyList.bytes),
     pending: record.pending.map((list) => toHex(list.bytes)),
     addedAt: record.addedAt,
+    ...sharerLabelsField(record),
   };
   return `${JSON.stringify(json, null, 2)}\n`;
+}
+
+/** `sharerLabels` for the held grants only (a label outlives no grant), left out when there is none. */
+function sharerLabelsField(record: VehicleRecord): { sharerLabels?: Record<string, string> } {
+  const labels = record.sharerLabels;
+  if (labels === undefined) return {};
+  const held = Object.fromEntries(record.grants.map((grant) => toHex(grant.serial)).flatMap((serial) => (labels[serial] === undefined ? [] : [[serial, labels[serial]]])));
+  return Object.keys(held).length === 0 ? {} : { sharerLabels: held };
 }
 
 class FieldCheck {
@@ -116,6 +135,14 @@ class FieldCheck {
   string(value: unknown, what: string): string {
     if (typeof value !== 'string') throw this.fail(`${what} must be a string`);
     return value;
+  }
+
+  label(value: unknown, what: string): string {
+    const text = this.string(value, what);
+    const checked = checkLabel(text);
+    if (!checked.ok) throw this.fail(`${what}: ${checked.error.message}`);
+    if (checked.value !== text) throw this.fail(`${what} is not a normalised label`);
+    return text;
   }
 
   time(value: unknown, what: string): number {
@@ -180,10 +207,21 @@ export function parseVehicleRecord(crypto: Crypto, text: string, path: string): 
   const grants = check.array(json.grants, 'grants', MAX_HELD_GRANTS).map((item, i) => check.grant(item, `grants[${i}]`, vehicleId));
   const issued = check.array(json.issued, 'issued', MAX_ISSUED_GRANTS).map((item, i) => {
     const entry = check.object(item, `issued[${i}]`);
-    return { grant: check.grant(entry.grant, `issued[${i}].grant`, vehicleId), issuedAt: check.time(entry.issuedAt, `issued[${i}].issuedAt`) };
+    const issuedGrant = { grant: check.grant(entry.grant, `issued[${i}].grant`, vehicleId), issuedAt: check.time(entry.issuedAt, `issued[${i}].issuedAt`) };
+    return entry.label === undefined ? issuedGrant : { ...issuedGrant, label: check.label(entry.label, `issued[${i}].label`) };
   });
   const keyList = json.keyList === null ? undefined : check.keyList(json.keyList, 'keyList', vehicleId);
   const pending = check.array(json.pending, 'pending', MAX_PENDING_KEY_LISTS).map((item, i) => check.keyList(item, `pending[${i}]`, vehicleId));
   const addedAt = check.time(json.addedAt, 'addedAt');
-  return { name, vehicleName, carIdentityKey, vehicleId, advSecret, owner: json.owner, grants, issued, keyList, pending, addedAt };
+  const record = { name, vehicleName, carIdentityKey, vehicleId, advSecret, owner: json.owner, grants, issued, keyList, pending, addedAt };
+  if (json.sharerLabels === undefined) return record;
+  const labels = check.object(json.sharerLabels, 'sharerLabels');
+  const entries = Object.entries(labels);
+  if (entries.length > MAX_HELD_GRANTS) throw check.fail(`sharerLabels has more than ${MAX_HELD_GRANTS} items`);
+  const sharerLabels: Record<string, string> = {};
+  for (const [serial, label] of entries) {
+    if (!/^[0-9a-f]{16}$/.test(serial)) throw check.fail(`sharerLabels: "${serial.slice(0, 40)}" is not a grant serial (16 hex digits)`);
+    sharerLabels[serial] = check.label(label, `sharerLabels.${serial}`);
+  }
+  return { ...record, sharerLabels };
 }
