@@ -63,10 +63,18 @@ export function startProgram(script: string, args: readonly string[], options: {
   });
 }
 
+/** One chunk of a program's output, in the order it arrived. */
+export interface OutputChunk {
+  readonly stream: 'stdout' | 'stderr';
+  readonly text: string;
+}
+
 export interface CliResult {
   readonly code: number;
   readonly stdout: string;
   readonly stderr: string;
+  /** stdout and stderr interleaved in arrival order (progress before the result). */
+  readonly output: readonly OutputChunk[];
 }
 
 /** Run a compiled CLI to completion. */
@@ -74,17 +82,25 @@ export function runCli(script: string, args: readonly string[], options: { env?:
   const child = spawn(process.execPath, [join(DIST, script), ...args], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, ...options.env } });
   let stdout = '';
   let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const output: OutputChunk[] = [];
+  child.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+    output.push({ stream: 'stdout', text: d.toString() });
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    output.push({ stream: 'stderr', text: d.toString() });
+  });
   child.stdin.end(options.input ?? '');
   return new Promise((resolvePromise, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`${script} ${args.join(' ')} timed out\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, options.timeoutMs ?? 30_000);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': the streams are drained by then, so no tail of the output is lost.
+    child.on('close', (code) => {
       clearTimeout(timer);
-      resolvePromise({ code: code ?? -1, stdout, stderr });
+      resolvePromise({ code: code ?? -1, stdout, stderr, output });
     });
   });
 }

@@ -18,7 +18,10 @@
  *   (`revoke --offline` + `sync`) reaches the parked car within seconds.
  *
  * `--json` prints the same events as JSON lines (one per step, then a
- * summary); `--keep` leaves everything running and prints how to drive it.
+ * summary); `--verbose` prints, under each step, the `carkey` command it ran
+ * and that command's stderr (progress) and stdout (result) interleaved in the
+ * order they happened; `--keep` leaves everything running, prints where every
+ * file is, and on Ctrl-C says what it stops and removes.
  *
  * Exit code: 0 when every step behaved as described, 1 otherwise.
  */
@@ -28,10 +31,18 @@ import { hardwareCtl, runCli, startDaemonProcess, startProgram, startRig, stopPr
 
 const keep = process.argv.includes('--keep');
 const jsonOut = process.argv.includes('--json');
+const verbose = process.argv.includes('--verbose') || process.argv.includes('-v');
 if (process.argv.includes('--help') || process.argv.includes('-h')) {
-  process.stdout.write('usage: npm run demo [-- --keep] [-- --json]\n\n  --keep   leave the cloud and the simulated car running afterwards and print how to use them\n  --json   print the timeline as JSON lines (one event per step, then a summary)\n');
+  process.stdout.write(
+    'usage: npm run demo [-- --keep] [-- --json] [-- --verbose]\n\n' +
+      '  --keep      leave the cloud and the simulated car running afterwards, print where everything is and how to use it\n' +
+      '  --json      print the timeline as JSON lines (one event per step, then a summary)\n' +
+      '  --verbose   under each step, show the carkey command and its output (progress and result in the order they happened)\n',
+  );
   process.exit(0);
 }
+/** The car's name as the owner's phone stores it: the CLI then says "unlocked Test Car". */
+const CAR_NAME = 'Test Car';
 
 const CLOUD_FAULTS = ['500', 'hang', 'reset'] as const;
 type Who = 'owner' | 'friend' | 'neighbour' | 'car' | 'cloud' | 'demo';
@@ -114,9 +125,26 @@ function exitedWith(code: number): (result: CliResult) => string | true {
   return (result) => (result.code === code ? true : `exit ${result.code} (expected ${code}) ${(errorCode(result) || result.stderr.trim().split('\n')[0]) ?? ''}`);
 }
 
+const VERBOSE_LINE_MAX = 200;
+
+/** With --verbose: the command as a person types it, then its output lines in arrival order (⋮ progress on stderr, → stdout). */
+function showRun(args: readonly string[], result: CliResult): void {
+  if (!verbose || jsonOut) return;
+  process.stdout.write(`            $ carkey ${args.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)).join(' ')}\n`);
+  for (const chunk of result.output) {
+    for (const line of chunk.text.split('\n')) {
+      if (line.trim() === '') continue;
+      const shown = line.length > VERBOSE_LINE_MAX ? `${line.slice(0, VERBOSE_LINE_MAX)}…` : line;
+      process.stdout.write(`              ${chunk.stream === 'stderr' ? '⋮' : '→'} ${shown}\n`);
+    }
+  }
+}
+
 /** A CLI step: `carkey ARGS` as WHO, passing when it exits with `expect`. */
-function cli(who: Who, step: string, args: readonly string[], expect = 0, describe?: (result: CliResult) => string | undefined): Promise<{ value: CliResult; ms: number; ok: boolean }> {
-  return timed(who, step, () => carkey(who, args), exitedWith(expect), describe);
+async function cli(who: Who, step: string, args: readonly string[], expect = 0, describe?: (result: CliResult) => string | undefined): Promise<{ value: CliResult; ms: number; ok: boolean }> {
+  const step_ = await timed(who, step, () => carkey(who, args), exitedWith(expect), describe);
+  showRun(args, step_.value);
+  return step_;
 }
 
 async function carState(): Promise<Record<string, unknown>> {
@@ -160,11 +188,13 @@ const UNLOCK_RUNS = 3;
 async function unlocks(who: 'owner' | 'friend', label: string, healthy?: number): Promise<number> {
   const times: number[] = [];
   let failed = '';
+  let shown: CliResult | undefined;
   const t0 = performance.now();
   for (let i = 0; i < UNLOCK_RUNS; i++) {
     const started = performance.now();
     const run = await carkey(who, ['unlock']);
     times.push(performance.now() - started);
+    if (i === 0) shown = run;
     if (run.code !== 0) failed = `unlock ${i + 1}: exit ${run.code} ${errorCode(run)}`;
     const lock = await carkey(who, ['lock']);
     if (lock.code !== 0) failed = `lock ${i + 1}: exit ${lock.code} ${errorCode(lock)}`;
@@ -179,6 +209,7 @@ async function unlocks(who: 'owner' | 'friend', label: string, healthy?: number)
     detail: failed === '' ? `unlock median ${Math.round(p50)} ms${vs}` : failed,
     data: { unlockMs: times.map(Math.round), medianMs: Math.round(p50), ...(healthy === undefined ? {} : { healthyMedianMs: Math.round(healthy), ratio: Math.round((p50 / healthy) * 100) / 100 }) },
   });
+  if (shown !== undefined) showRun(['unlock'], shown);
   return p50;
 }
 
@@ -207,7 +238,7 @@ async function main(): Promise<void> {
   for (const who of ['owner', 'friend'] as const) await cli(who, 'cloud use', ['cloud', 'use', cloudUrl]);
   await timed('owner', 'pair: code on the car and the phone, button held', async () => {
     await hardwareCtl(car, 'press-button');
-    const pairing = carkey('owner', ['pair', '--yes', '--name', 'owner-phone']);
+    const pairing = carkey('owner', ['pair', '--yes', '--name', CAR_NAME]);
     const prompt = await until('the car to show the code', async () => {
       const shown = await display();
       return /Code \d{6}.*Hold button/.test(shown) ? shown : undefined;
@@ -215,7 +246,7 @@ async function main(): Promise<void> {
     await hardwareCtl(car, 'long-press');
     const result = await pairing;
     return { result, prompt };
-  }, ({ result }) => exitedWith(0)(result), ({ prompt }) => `display: "${prompt}"`);
+  }, ({ result }) => exitedWith(0)(result), ({ prompt }) => `display: "${prompt}"`).then((step) => showRun(['pair', '--yes', '--name', CAR_NAME], step.value.result));
 
   section('2. The owner registers the car with the cloud (the car signs; the cloud only relays)');
   await timed('car', 'the car announces itself to the cloud (its own modem)', () => until('the car to register', async () => ((await syncState()).registered === true ? true : undefined), 20_000), () => true);
@@ -293,20 +324,42 @@ async function finish(error?: unknown): Promise<never> {
   if (error !== undefined) process.stderr.write(`demo failed: ${messageOf(error)}\n`);
   if (failed.length > 0 || error !== undefined) process.stderr.write(`\n--- carkey-cloud stderr (tail) ---\n${cloud?.stderr().slice(-4000) ?? ''}\n--- carkeyd stderr (tail) ---\n${rig?.daemon?.stderr().slice(-4000) ?? ''}\n`);
   if (keep && rig !== undefined) {
+    const dir = rig.dir;
     process.stderr.write(
-      `\nThe cloud and the simulated car keep running (Ctrl-C to stop). Try:\n` +
-        `  export CARKEY_TRANSPORT=sim CARKEY_RADIO=${rig.radio} CARKEY_HOME=${join(rig.dir, 'owner')} CARKEY_CLOUD=${cloudUrl}\n` +
+      `\nThe cloud and the simulated car keep running. Everything lives in ${dir}:\n` +
+        `  ${join(dir, 'owner')}, ${join(dir, 'friend')}, ${join(dir, 'neighbour')}   the phones' key stores (private keys)\n` +
+        `  ${rig.stateDir}   carkeyd's state (car identity, key list, audit log); config ${rig.configPath}\n` +
+        `  ${join(dir, 'cloud-data')}   carkey-cloud's SQLite database, at ${cloudUrl}\n` +
+        `  ${rig.radio} (sim radio), ${rig.hardware} (body controller)\n` +
+        `Try:\n` +
+        `  export CARKEY_TRANSPORT=sim CARKEY_RADIO=${rig.radio} CARKEY_HOME=${join(dir, 'owner')} CARKEY_CLOUD=${cloudUrl}\n` +
         `  node bin/carkey.js unlock\n` +
         `  node bin/carkey.js audit --from-cloud --verify\n` +
         `  curl -X POST -H 'content-type: application/json' -d '{"route":"*","mode":"hang"}' ${cloudUrl}/_faults\n` +
-        `  node dist/firmware-sim/hardware/ctl.js --socket ${rig.hardware} state\n`,
+        `  node dist/firmware-sim/hardware/ctl.js --socket ${rig.hardware} state\n` +
+        `Ctrl-C stops carkey-cloud, carkeyd, the body controller and the radio, then DELETES ${dir} with every key in it\n` +
+        `(copy what you want to keep first; these are demo keys for a simulated car).\n`,
     );
+    waitingForCtrlC = true;
     await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+    process.stderr.write(`\nstopping carkey-cloud, carkeyd, the body controller and the radio; removing ${dir} (the demo's keys, car state and cloud database)\n`);
   }
   await stopProgram(cloud);
   await stopRig(rig);
+  if (keep) process.stderr.write('stopped; removed.\n');
   process.exit(failed.length === 0 && error === undefined ? 0 : 1);
 }
+
+/** Ctrl-C in the middle of the story: say what is stopped and removed, then do it (exit 130). */
+let waitingForCtrlC = false;
+process.on('SIGINT', () => {
+  if (waitingForCtrlC) return;
+  waitingForCtrlC = true;
+  process.stderr.write(`\ninterrupted: stopping carkey-cloud, carkeyd, the body controller and the radio${rig === undefined ? '' : `; removing ${rig.dir} (the demo's keys, car state and cloud database)`}\n`);
+  void stopProgram(cloud)
+    .then(() => stopRig(rig))
+    .finally(() => process.exit(130));
+});
 
 main().then(
   () => finish(),

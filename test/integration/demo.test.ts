@@ -1,9 +1,11 @@
 /**
  * `npm run demo` end to end: runs the compiled demo (dist/scripts/demo.js
- * --json) as a user would and checks that every step of the outage story is
- * there and passed, that the unlocks during each cloud fault succeeded, and
- * that the run ended with an ok summary and exit code 0. Latencies are
- * printed, not asserted. Needs `npm run build`.
+ * --json --keep) as a user would and checks that every step of the outage
+ * story is there and passed, that the unlocks during each cloud fault
+ * succeeded, and that the run ended with an ok summary; then presses Ctrl-C
+ * (SIGINT) as a person would after --keep and checks the demo said where the
+ * keys are and that it deletes them, did delete them, and exited 0.
+ * Latencies are printed, not asserted. Needs `npm run build`.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -24,11 +26,19 @@ interface DemoLine {
 function runDemo(): Promise<{ code: number | null; lines: DemoLine[]; stderr: string }> {
   const script = join(DIST, 'scripts/demo.js');
   if (!existsSync(script)) throw new Error(`${script} is missing: run \`npm run build\` first`);
-  const child = spawn(process.execPath, [script, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [script, '--json', '--keep'], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
+  let interrupted = false;
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    // --keep: once it has said how to stop, stop it the way a person does.
+    if (!interrupted && stderr.includes('Ctrl-C stops')) {
+      interrupted = true;
+      child.kill('SIGINT');
+    }
+  });
   return new Promise((resolve) => {
     child.once('exit', (code) => {
       const lines = stdout
@@ -49,6 +59,12 @@ describe('npm run demo --json', () => {
     const summary = lines.at(-1);
     expect(summary).toMatchObject({ event: 'summary', ok: true, steps: steps.length, failed: [] });
     expect(code, stderr).toBe(0);
+    // --keep then Ctrl-C: it said where the keys were and that it deletes them, and it did.
+    const dir = /Everything lives in (\S+):/.exec(stderr)?.[1];
+    expect(dir, stderr).toBeDefined();
+    expect(stderr).toContain(`DELETES ${dir ?? ''} with every key in it`);
+    expect(stderr).toContain(`removing ${dir ?? ''}`);
+    expect(existsSync(dir ?? '/nonexistent'), `${dir ?? ''} still exists`).toBe(false);
 
     const names = steps.map((s) => `${s.who ?? ''}: ${s.step ?? ''}`);
     const expected = [
