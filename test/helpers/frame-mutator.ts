@@ -182,7 +182,7 @@ export const CHUNK_MUTATIONS = ['length-field', 'counter', 'drop-chunk', 'duplic
 /** One framing-level edit of the chunks of one message (START header: 0x80 ‖ length u16). */
 export function mutateChunks(r: FuzzRandom, chunks: readonly Uint8Array[]): { readonly kind: (typeof CHUNK_MUTATIONS)[number]; readonly chunks: Uint8Array[] } {
   const kind = r.pick(CHUNK_MUTATIONS);
-  const out = chunks.map((c) => Uint8Array.from(c));
+  const out: Uint8Array[] = chunks.map((c) => Uint8Array.from(c));
   const at = r.below(out.length);
   const chunk = out[at];
   switch (kind) {
