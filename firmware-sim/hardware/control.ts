@@ -10,14 +10,15 @@
  *   button, a card reader and a screen instead.
  */
 
-import { formatRequestFrame, isCardId, parseRequestFrame } from '../../src/vehicle/body-protocol.js';
-import type { ButtonPress, RequestFrame, WireResult } from '../../src/vehicle/body-protocol.js';
+import { formatRequestFrame, isCardId, isWireDoor, parseRequestFrame, WIRE_DOORS } from '../../src/vehicle/body-protocol.js';
+import type { ButtonPress, RequestFrame, WireDoor, WireResult } from '../../src/vehicle/body-protocol.js';
 
 export type ControlCommand =
   | { readonly verb: 'PING' }
   | { readonly verb: 'BUTTON'; readonly press: ButtonPress }
   | { readonly verb: 'KEYCARD'; readonly cardId: string }
   | { readonly verb: 'TRUNK' }
+  | { readonly verb: 'DOOR'; readonly door: WireDoor; readonly action: 'open' | 'close' }
   | { readonly verb: 'STATE' }
   | { readonly verb: 'DISPLAY' };
 
@@ -37,6 +38,11 @@ export function toControlCommand(frame: RequestFrame): WireResult<ControlCommand
       return args.length === 1 && arg !== undefined && isCardId(arg) ? { ok: true, value: { verb, cardId: arg } } : bad('KEYCARD <card-id> (1-32 of A-Z a-z 0-9 _ -)');
     case 'TRUNK':
       return args.length === 1 && arg === 'close' ? { ok: true, value: { verb } } : bad('TRUNK close');
+    case 'DOOR': {
+      const [door, action] = args;
+      if (args.length === 2 && door !== undefined && isWireDoor(door) && (action === 'open' || action === 'close')) return { ok: true, value: { verb, door, action } };
+      return bad(`DOOR <door> open|close (doors: ${WIRE_DOORS.join(' ')})`);
+    }
     default:
       return { ok: false, error: { code: 'UNKNOWN', text: `unknown control verb ${verb}`, id } };
   }
@@ -62,6 +68,8 @@ function controlArgs(command: ControlCommand): string[] {
       return [command.cardId];
     case 'TRUNK':
       return ['close'];
+    case 'DOOR':
+      return [command.door, command.action];
   }
 }
 

@@ -2,7 +2,7 @@
  * `node dist/firmware-sim/hardware/ctl.js --socket PATH <command> [--json]`
  *
  * Acts on the simulated car as a person would: press the pairing button, tap a
- * keycard, close the trunk, read the display and the locks. Guarantees:
+ * keycard, close the trunk, open or close a door, read the display and the locks. Guarantees:
  * - One command per run; output on stdout (text, or one JSON object with
  *   --json); errors on stderr (and as `{"ok":false,...}` on stdout with --json).
  * - Exit codes follow the error catalog: 0 ok, 2 bad usage, 5 timeout,
@@ -14,7 +14,7 @@ import { versionLine, wantsVersion } from '../../src/common/version.js';
 import { CarkeyError, ExitCode, toCarkeyError } from '../../src/core/errors.js';
 import { sendControl } from './control-client.js';
 import type { ControlCommand } from './control.js';
-import { isCardId, parseKeyValues, sealLine, WIRE_DOORS } from '../../src/vehicle/body-protocol.js';
+import { doorPositionKey, isCardId, isWireDoor, parseKeyValues, sealLine, WIRE_DOORS } from '../../src/vehicle/body-protocol.js';
 
 const HELP = `Act on the simulated car like a person would.
 
@@ -25,8 +25,11 @@ commands:
   long-press          hold the pairing button              (host sees: ! BUTTON long)
   tap-keycard ID      hold keycard ID to the reader        (host sees: ! KEYCARD ID)
   close-trunk         shut the trunk lid                   (host sees: ! TRUNK closed)
+  open-door DOOR      open an unlocked door from outside   (host sees: ! DOOR DOOR open)
+  close-door DOOR     shut a door                          (host sees: ! DOOR DOOR closed)
+                      (DOOR: front-left front-right rear-left rear-right; a locked door does not open)
   display             show what the car's display shows
-  state               show locks, drive, trunk, display, beeps/flashes
+  state               show locks, doors open/closed, drive, trunk, display, beeps/flashes
   ping                check that the simulator is running
   frame "LINE"        print LINE with its checksum appended, e.g. frame "1 PING"
                       (for typing host requests by hand; needs no simulator)
@@ -88,6 +91,12 @@ async function run(controlPath: string, name: string, arg: string | undefined): 
       return act({ verb: 'KEYCARD', cardId: arg }, `tapped keycard ${arg}`);
     case 'close-trunk':
       return act({ verb: 'TRUNK' }, 'closed the trunk');
+    case 'open-door':
+    case 'close-door': {
+      if (arg === undefined || !isWireDoor(arg)) throw usage(`${name} needs a door: ${WIRE_DOORS.join(' ')}`);
+      const action = name === 'open-door' ? 'open' : 'close';
+      return act({ verb: 'DOOR', door: arg, action }, `${action === 'open' ? 'opened' : 'closed'} the ${arg} door`);
+    }
     case 'ping': {
       const kv = keyValues(await sendControl(controlPath, { verb: 'PING' }));
       return { text: `simulator up: ${kv.get('firmware') ?? '?'}, ${kv.get('doors') ?? '?'} doors, host ${kv.get('host') ?? '?'}`, json: { ok: true, firmware: kv.get('firmware') ?? null, doors: toNumber(kv.get('doors')), host: kv.get('host') ?? null } };
@@ -99,15 +108,19 @@ async function run(controlPath: string, name: string, arg: string | undefined): 
     case 'state': {
       const kv = keyValues(await sendControl(controlPath, { verb: 'STATE' }));
       const locks: Record<string, string> = {};
+      const positions: Record<string, string> = {};
       for (const door of WIRE_DOORS) {
         const lock = kv.get(door);
         if (lock !== undefined) locks[door] = lock;
+        const position = kv.get(doorPositionKey(door));
+        if (position !== undefined) positions[door] = position;
       }
       const rows = rowsOf(kv);
       const json = {
         ok: true,
         doors: toNumber(kv.get('doors')),
         locks,
+        positions,
         drive: kv.get('drive') ?? null,
         trunk: kv.get('trunk') ?? null,
         display: rows,
@@ -116,7 +129,7 @@ async function run(controlPath: string, name: string, arg: string | undefined): 
         host: kv.get('host') ?? null,
       };
       const text = [
-        ...Object.entries(locks).map(([door, lock]) => `${door.padEnd(12)} ${lock}`),
+        ...Object.entries(locks).map(([door, lock]) => `${door.padEnd(12)} ${lock}${positions[door] === undefined ? '' : `, ${positions[door]}`}`),
         `${'drive'.padEnd(12)} ${json.drive ?? '?'}`,
         `${'trunk'.padEnd(12)} ${json.trunk ?? '?'}`,
         `${'beeps'.padEnd(12)} ${json.beeps ?? '?'}`,
@@ -165,7 +178,7 @@ async function main(): Promise<number> {
     process.stdout.write(values.json ? `${JSON.stringify({ ok: true, line: line.trimEnd() })}\n` : line);
     return ExitCode.ok;
   }
-  const maxArgs = name === 'tap-keycard' ? 1 : 0;
+  const maxArgs = name === 'tap-keycard' || name === 'open-door' || name === 'close-door' ? 1 : 0;
   if ((arg === undefined ? 0 : 1) + extra.length > maxArgs) throw usage(`too many arguments for ${name}`);
   const controlPath = values.ctl ?? (values.socket === undefined ? undefined : `${values.socket}.ctl`);
   if (controlPath === undefined) throw usage('--socket PATH (or --ctl PATH) is required');

@@ -12,11 +12,17 @@
  *   DISPLAY leaves the same state, so a host may retry after a lost reply
  *   (a retried BEEP/FLASH only beeps or flashes once more).
  * - Events are emitted only for changes a person would notice (trunk lid moving,
- *   the pairing button, a keycard tap), in the order they happen.
+ *   a door opening or closing, the pairing button, a keycard tap), in the
+ *   order they happen.
+ * - Doors: every fitted door is sensed open or closed (power-on: closed). A
+ *   person can open a door only while it is unlocked (from outside, a locked
+ *   door stays shut: the action is refused with LOCKED and nothing changes);
+ *   closing a door always works. Locking an open door locks its latch; the
+ *   door stays open until a person closes it.
  */
 
-import { WIRE_DOORS } from '../../src/vehicle/body-protocol.js';
-import type { ButtonPress, DriveState, HostCommand, LockState, TrunkState, WireDoor, WireErrorCode, WireEvent } from '../../src/vehicle/body-protocol.js';
+import { doorPositionKey, WIRE_DOORS } from '../../src/vehicle/body-protocol.js';
+import type { ButtonPress, DoorPosition, DriveState, HostCommand, LockState, TrunkState, WireDoor, WireErrorCode, WireEvent } from '../../src/vehicle/body-protocol.js';
 
 /** Firmware identity reported by PING. */
 export const FIRMWARE_ID = 'carkey-sim/1';
@@ -31,6 +37,8 @@ export interface BodyState {
   readonly doorCount: DoorCount;
   /** Only fitted doors have an entry. */
   readonly locks: Readonly<Partial<Record<WireDoor, LockState>>>;
+  /** Open/closed per fitted door (only fitted doors have an entry). */
+  readonly positions: Readonly<Partial<Record<WireDoor, DoorPosition>>>;
   readonly drive: DriveState;
   readonly trunk: TrunkState;
   /** Exactly DISPLAY_ROWS rows, trailing spaces trimmed. */
@@ -49,11 +57,18 @@ export interface CommandOutcome {
 }
 
 /** What a person does to the car (the sim's control socket). */
-export type PhysicalAction = { readonly kind: 'button'; readonly press: ButtonPress } | { readonly kind: 'keycard'; readonly cardId: string } | { readonly kind: 'close-trunk' };
+export type PhysicalAction =
+  | { readonly kind: 'button'; readonly press: ButtonPress }
+  | { readonly kind: 'keycard'; readonly cardId: string }
+  | { readonly kind: 'close-trunk' }
+  | { readonly kind: 'open-door'; readonly door: WireDoor }
+  | { readonly kind: 'close-door'; readonly door: WireDoor };
 
 export interface ActionOutcome {
   readonly state: BodyState;
   readonly events: readonly WireEvent[];
+  /** Set when the action could not be done (state unchanged, no events). */
+  readonly refused?: { readonly code: WireErrorCode; readonly text: string };
 }
 
 /** The doors a car with `doorCount` doors has, in wire order. */
@@ -68,8 +83,12 @@ function blankDisplay(): readonly string[] {
 /** Power-on state: every door locked, drive off, trunk closed, display blank. */
 export function initialState(doorCount: DoorCount): BodyState {
   const locks: Partial<Record<WireDoor, LockState>> = {};
-  for (const door of fittedDoors(doorCount)) locks[door] = 'locked';
-  return { doorCount, locks, drive: 'off', trunk: 'closed', display: blankDisplay(), beeps: 0, flashes: 0 };
+  const positions: Partial<Record<WireDoor, DoorPosition>> = {};
+  for (const door of fittedDoors(doorCount)) {
+    locks[door] = 'locked';
+    positions[door] = 'closed';
+  }
+  return { doorCount, locks, positions, drive: 'off', trunk: 'closed', display: blankDisplay(), beeps: 0, flashes: 0 };
 }
 
 function okReply(data: readonly string[] = []): ModelReply {
@@ -127,6 +146,7 @@ export function stateReport(state: BodyState): readonly string[] {
   report.push(`drive=${state.drive}`, `trunk=${state.trunk}`);
   state.display.forEach((row, i) => report.push(`display${i + 1}=${row}`));
   report.push(`beeps=${state.beeps}`, `flashes=${state.flashes}`);
+  for (const door of fittedDoors(state.doorCount)) report.push(`${doorPositionKey(door)}=${state.positions[door] ?? 'closed'}`);
   return report;
 }
 
@@ -166,5 +186,15 @@ export function applyAction(state: BodyState, action: PhysicalAction): ActionOut
     case 'close-trunk':
       if (state.trunk === 'closed') return { state, events: [] };
       return { state: { ...state, trunk: 'closed' }, events: [{ event: 'TRUNK', state: 'closed' }] };
+    case 'open-door':
+    case 'close-door':
+      return moveDoor(state, action.door, action.kind === 'open-door' ? 'open' : 'closed');
   }
+}
+
+function moveDoor(state: BodyState, door: WireDoor, position: DoorPosition): ActionOutcome {
+  if (!fittedDoors(state.doorCount).includes(door)) return { state, events: [], refused: { code: 'NODOOR', text: `door not fitted: ${door}` } };
+  if ((state.positions[door] ?? 'closed') === position) return { state, events: [] };
+  if (position === 'open' && state.locks[door] !== 'unlocked') return { state, events: [], refused: { code: 'LOCKED', text: `${door} is locked: it cannot be opened from outside` } };
+  return { state: { ...state, positions: { ...state.positions, [door]: position } }, events: [{ event: 'DOOR', door, position }] };
 }

@@ -8,7 +8,9 @@
  *   any events the command caused. Events that happen while no host is
  *   connected are dropped, as bytes sent into an unplugged UART would be.
  * - Control socket: any number of people/tests (up to MAX_CONTROL_CLIENTS)
- *   press the button, tap cards, close the trunk and read state/display.
+ *   press the button, tap cards, close the trunk, open and close doors and
+ *   read state/display. An action the model refuses (opening a locked door)
+ *   is answered `ERR <code>` and changes nothing.
  * - No input can crash the process: every socket has an error handler, every
  *   line is handled inside a guard that answers `ERR INTERNAL` on a bug, and a
  *   peer that stops reading is dropped once MAX_OUTPUT_BACKLOG bytes queue up.
@@ -21,8 +23,8 @@ import net from 'node:net';
 import { lstat, unlink } from 'node:fs/promises';
 import { CarkeyError } from '../../src/core/errors.js';
 import { applyAction, applyCommand, identityReport, initialState, stateReport } from './model.js';
-import type { BodyState, DoorCount, PhysicalAction } from './model.js';
-import { formatErr, formatEvent, formatOk, LineSplitter, parseRequest } from '../../src/vehicle/body-protocol.js';
+import type { ActionOutcome, BodyState, DoorCount, PhysicalAction } from './model.js';
+import { doorPositionKey, formatErr, formatEvent, formatOk, LineSplitter, parseRequest } from '../../src/vehicle/body-protocol.js';
 import type { SplitItem, WireEvent } from '../../src/vehicle/body-protocol.js';
 import { parseControlRequest } from './control.js';
 import type { ControlCommand } from './control.js';
@@ -211,18 +213,25 @@ class HardwareSim implements RunningHardwareSim {
       return;
     }
     const { id, command } = request.value;
-    this.send(socket, formatOk(id, this.runControl(command)));
+    const result = this.runControl(command);
+    this.send(socket, 'refused' in result ? formatErr(id, result.refused.code, result.refused.text) : formatOk(id, result));
   }
 
-  private act(action: PhysicalAction): void {
+  /** Carry out a person's action; undefined when done, else why it could not be done (nothing changed). */
+  private act(action: PhysicalAction): ActionOutcome['refused'] {
     const outcome = applyAction(this.state, action);
+    if (outcome.refused !== undefined) {
+      this.options.logger.info('a person could not do that', { action, code: outcome.refused.code });
+      return outcome.refused;
+    }
     this.state = outcome.state;
     this.options.logger.info('person acted on the car', { action });
     this.emitEvents(outcome.events);
+    return undefined;
   }
 
-  /** Carry out a control command and return the reply data. */
-  private runControl(command: ControlCommand): readonly string[] {
+  /** Carry out a control command and return the reply data, or why the action was refused. */
+  private runControl(command: ControlCommand): readonly string[] | { readonly refused: NonNullable<ActionOutcome['refused']> } {
     const connected = hostStatus(this.host !== undefined);
     switch (command.verb) {
       case 'PING':
@@ -240,6 +249,11 @@ class HardwareSim implements RunningHardwareSim {
       case 'TRUNK':
         this.act({ kind: 'close-trunk' });
         return [`trunk=${this.state.trunk}`, connected];
+      case 'DOOR': {
+        const refused = this.act({ kind: command.action === 'open' ? 'open-door' : 'close-door', door: command.door });
+        if (refused !== undefined) return { refused };
+        return [`${doorPositionKey(command.door)}=${this.state.positions[command.door] ?? 'closed'}`, connected];
+      }
     }
   }
 

@@ -21,6 +21,8 @@ export type Door = (typeof DOORS)[number];
 export type LockState = 'locked' | 'unlocked';
 export type DriveState = 'off' | 'ready';
 export type TrunkState = 'open' | 'closed';
+/** A door standing open (ajar) or shut. */
+export type DoorPosition = 'open' | 'closed';
 export type ButtonPress = 'short' | 'long';
 
 /** Which doors a lock/unlock applies to: every fitted door, or the listed ones. */
@@ -29,6 +31,12 @@ export type DoorSelection = 'all' | readonly Door[];
 export interface VehicleState {
   /** Fitted doors only: a two-door car has no rear-left/rear-right entry. */
   readonly doors: Readonly<Partial<Record<Door, LockState>>>;
+  /**
+   * Open/closed per fitted door, when the hardware senses it; undefined when
+   * it does not (older body-controller firmware): then nothing may assume a
+   * door is closed.
+   */
+  readonly positions?: Readonly<Partial<Record<Door, DoorPosition>>>;
   readonly drive: DriveState;
   readonly trunk: TrunkState;
   /** The display's rows as shown, trailing spaces trimmed ('' for a blank row). */
@@ -43,6 +51,8 @@ export type HardwareEvent =
   | { readonly kind: 'keycard'; readonly cardId: string }
   /** The trunk lid moved (opened on command, or closed by a person). */
   | { readonly kind: 'trunk'; readonly state: TrunkState }
+  /** A door was opened or closed by a person. */
+  | { readonly kind: 'door'; readonly door: Door; readonly position: DoorPosition }
   /** The link to the body controller went down or came back. */
   | { readonly kind: 'link'; readonly state: 'up' | 'down' };
 

@@ -29,6 +29,8 @@ export type WireDoor = (typeof WIRE_DOORS)[number];
 export type LockState = 'locked' | 'unlocked';
 export type DriveState = 'off' | 'ready';
 export type TrunkState = 'open' | 'closed';
+/** Whether a door stands open (ajar) or is shut; reported by controllers that sense it. */
+export type DoorPosition = 'open' | 'closed';
 export type ButtonPress = 'short' | 'long';
 
 /** Error codes carried by `ERR` replies (and by parse failures on either side). */
@@ -41,6 +43,7 @@ export const WIRE_ERROR_CODES = [
   'ARGS', // wrong number or shape of arguments
   'NODOOR', // door not fitted on this car
   'RANGE', // value outside what the hardware supports (display text, counts)
+  'LOCKED', // (control socket) a locked door cannot be opened from outside
   'BUSY', // another host already holds the link
   'INTERNAL', // the controller failed; the command was not applied
 ] as const;
@@ -86,7 +89,13 @@ export const MAX_SIGNAL_COUNT = 9;
 export type WireEvent =
   | { readonly event: 'BUTTON'; readonly press: ButtonPress }
   | { readonly event: 'KEYCARD'; readonly cardId: string }
-  | { readonly event: 'TRUNK'; readonly state: TrunkState };
+  | { readonly event: 'TRUNK'; readonly state: TrunkState }
+  | { readonly event: 'DOOR'; readonly door: WireDoor; readonly position: DoorPosition };
+
+/** The STATE key that reports a door's position: `front-left` → `front-left-door`. */
+export function doorPositionKey(door: WireDoor): string {
+  return `${door}-door`;
+}
 
 /** A controller → host reply. `data` tokens are already percent-decoded. */
 export type WireReply =
@@ -276,7 +285,7 @@ export function parseRequestFrame(line: string, policy: ChecksumPolicy = 'requir
   return wireOk({ id, verb, args });
 }
 
-function isWireDoor(value: string): value is WireDoor {
+export function isWireDoor(value: string): value is WireDoor {
   return (WIRE_DOORS as readonly string[]).includes(value);
 }
 
@@ -413,6 +422,8 @@ export function formatEvent(event: WireEvent): string {
       return sealLine(`! KEYCARD ${encodeToken(event.cardId)}`);
     case 'TRUNK':
       return sealLine(`! TRUNK ${event.state}`);
+    case 'DOOR':
+      return sealLine(`! DOOR ${event.door} ${event.position}`);
   }
 }
 
@@ -438,6 +449,11 @@ function parseEvent(tokens: readonly string[]): WireResult<WireEvent> {
     case 'TRUNK':
       if (args.length === 1 && (arg === 'open' || arg === 'closed')) return wireOk({ event: name, state: arg });
       return wireFail('ARGS', 'usage: ! TRUNK open|closed');
+    case 'DOOR': {
+      const [door, position] = args;
+      if (args.length === 2 && door !== undefined && isWireDoor(door) && (position === 'open' || position === 'closed')) return wireOk({ event: name, door, position });
+      return wireFail('ARGS', `usage: ! DOOR <door> open|closed (doors: ${WIRE_DOORS.join(' ')})`);
+    }
     default:
       return wireFail('UNKNOWN', `unknown event ${name ?? ''}`);
   }

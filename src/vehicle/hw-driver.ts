@@ -37,8 +37,8 @@ import { close as closeFd, constants as fsConstants, open as openFd } from 'node
 import { stat } from 'node:fs/promises';
 import { CarkeyError } from '../core/errors.js';
 import { DOORS } from './actuator.js';
-import type { ActuatorPort, Door, DoorSelection, HardwareEvent, LockState, SignalKind, VehicleState } from './actuator.js';
-import { formatRequest, LineSplitter, MAX_REQUEST_ID, parseControllerLine, parseKeyValues } from './body-protocol.js';
+import type { ActuatorPort, Door, DoorPosition, DoorSelection, HardwareEvent, LockState, SignalKind, VehicleState } from './actuator.js';
+import { doorPositionKey, formatRequest, LineSplitter, MAX_REQUEST_ID, parseControllerLine, parseKeyValues } from './body-protocol.js';
 import type { HostCommand, WireDoor, WireEvent } from './body-protocol.js';
 
 /** The port's door names and the wire's door names must stay identical. */
@@ -368,8 +368,16 @@ function parseVehicleState(data: readonly string[]): VehicleState {
   const display: string[] = [];
   for (let row = 1; kv.has(`display${row}`); row++) display.push(kv.get(`display${row}`) ?? '');
   if (display.length === 0) throw badReply('STATE', 'no display rows');
+  // Door positions are optional on the wire (older firmware does not sense doors), but all or none.
+  const fitted = DOORS.slice(0, doorCount);
+  let positions: Partial<Record<Door, DoorPosition>> | undefined;
+  if (fitted.some((door) => kv.has(doorPositionKey(door)))) {
+    positions = {};
+    for (const door of fitted) positions[door] = oneOf('STATE', doorPositionKey(door), kv.get(doorPositionKey(door)), ['open', 'closed'] as const);
+  }
   return {
     doors,
+    ...(positions === undefined ? {} : { positions }),
     drive: oneOf('STATE', 'drive', kv.get('drive'), ['off', 'ready'] as const),
     trunk: oneOf('STATE', 'trunk', kv.get('trunk'), ['open', 'closed'] as const),
     display,
@@ -384,6 +392,8 @@ function toHardwareEvent(event: WireEvent): HardwareEvent {
       return { kind: 'keycard', cardId: event.cardId };
     case 'TRUNK':
       return { kind: 'trunk', state: event.state };
+    case 'DOOR':
+      return { kind: 'door', door: event.door, position: event.position };
   }
 }
 

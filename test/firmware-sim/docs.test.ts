@@ -34,13 +34,19 @@ describe('docs/firmware-sim.md hardware examples', () => {
     const produced: string[] = [];
     for (const { from, text } of transcript) {
       if (from === 'ctrl<') {
-        if (text.startsWith('! BUTTON') || text.startsWith('! KEYCARD') || text === formatEvent({ event: 'TRUNK', state: 'closed' }).trimEnd()) {
+        if (text.startsWith('! BUTTON') || text.startsWith('! KEYCARD') || text.startsWith('! DOOR') || text === formatEvent({ event: 'TRUNK', state: 'closed' }).trimEnd()) {
           const parsed = parseControllerLine(text);
           if (!parsed.ok || parsed.value.kind !== 'event') throw new Error(`bad event line ${text}`);
           const event = parsed.value.event;
           const outcome = applyAction(
             state,
-            event.event === 'BUTTON' ? { kind: 'button', press: event.press } : event.event === 'KEYCARD' ? { kind: 'keycard', cardId: event.cardId } : { kind: 'close-trunk' },
+            event.event === 'BUTTON'
+              ? { kind: 'button', press: event.press }
+              : event.event === 'KEYCARD'
+                ? { kind: 'keycard', cardId: event.cardId }
+                : event.event === 'DOOR'
+                  ? { kind: event.position === 'open' ? 'open-door' : 'close-door', door: event.door }
+                  : { kind: 'close-trunk' },
           );
           state = outcome.state;
           produced.push(...outcome.events.map((e) => formatEvent(e).trimEnd()));

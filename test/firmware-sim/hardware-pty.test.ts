@@ -65,6 +65,7 @@ describe.skipIf(!HAVE_SOCAT)('simulator + driver over a pty (socat)', () => {
     await recorder.waitFor((e) => e.kind === 'trunk' && e.state === 'open');
     expect(await hw.state()).toEqual({
       doors: { 'front-left': 'locked', 'front-right': 'unlocked', 'rear-left': 'locked', 'rear-right': 'locked' },
+      positions: { 'front-left': 'closed', 'front-right': 'closed', 'rear-left': 'closed', 'rear-right': 'closed' },
       drive: 'ready',
       trunk: 'open',
       display: ['654321', 'Confirm on phone'],

@@ -123,6 +123,7 @@ describe('simulator + driver over the UNIX socket', () => {
   it('starts in the power-on state', async () => {
     expect(await hw.state()).toEqual({
       doors: { 'front-left': 'locked', 'front-right': 'locked', 'rear-left': 'locked', 'rear-right': 'locked' },
+      positions: { 'front-left': 'closed', 'front-right': 'closed', 'rear-left': 'closed', 'rear-right': 'closed' },
       drive: 'off',
       trunk: 'closed',
       display: ['', ''],
@@ -157,6 +158,28 @@ describe('simulator + driver over the UNIX socket', () => {
     expect(closed.code, closed.stderr).toBe(0);
     await recorder.waitFor((e) => e.kind === 'trunk' && e.state === 'closed', from);
     expect((await hw.state()).trunk).toBe('closed');
+  });
+
+  it('a person cannot open a locked door; opens and shuts an unlocked one; the host sees each move', async () => {
+    const from = recorder.events.length;
+    const refused = await ctl('open-door', 'front-left', '--json');
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('LOCKED');
+    expect((await hw.state()).positions?.['front-left']).toBe('closed');
+    await hw.unlock(['front-left']);
+    const opened = await ctlJson('open-door', 'front-left');
+    expect(opened).toMatchObject({ ok: true, action: 'open-door', host: 'connected' });
+    await recorder.waitFor((e) => e.kind === 'door' && e.door === 'front-left' && e.position === 'open', from);
+    expect((await hw.state()).positions).toEqual({ 'front-left': 'open', 'front-right': 'closed', 'rear-left': 'closed', 'rear-right': 'closed' });
+    expect((await ctlJson('state')).positions).toMatchObject({ 'front-left': 'open' });
+    expect((await ctl('close-door', 'front-left')).code).toBe(0);
+    await recorder.waitFor((e) => e.kind === 'door' && e.door === 'front-left' && e.position === 'closed', from);
+    expect(recorder.events.slice(from).filter((e) => e.kind === 'door')).toEqual([
+      { kind: 'door', door: 'front-left', position: 'open' },
+      { kind: 'door', door: 'front-left', position: 'closed' },
+    ]);
+    await hw.lock();
+    expect((await ctl('open-door', 'boot')).code).toBe(2);
   });
 
   it('writes and clears the display; a person reads it', async () => {

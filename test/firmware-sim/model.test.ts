@@ -82,7 +82,7 @@ describe('commands', () => {
     expect(outcomes[2]?.reply).toEqual({ ok: true, data: ['firmware=carkey-sim/1', 'doors=2'] });
     expect(outcomes[3]?.reply).toEqual({
       ok: true,
-      data: ['doors=2', 'front-left=locked', 'front-right=unlocked', 'drive=off', 'trunk=closed', 'display1=Hi', 'display2=', 'beeps=0', 'flashes=0'],
+      data: ['doors=2', 'front-left=locked', 'front-right=unlocked', 'drive=off', 'trunk=closed', 'display1=Hi', 'display2=', 'beeps=0', 'flashes=0', 'front-left-door=closed', 'front-right-door=closed'],
     });
     expect(outcomes[3]?.state).toBe(outcomes[2]?.state);
     expect(stateReport(state)).toEqual(outcomes[3]?.reply.ok === true ? outcomes[3].reply.data : []);
@@ -100,9 +100,12 @@ describe('line budget', () => {
     ] as const) {
       state = applyCommand(state, command).state;
     }
+    // Door positions stay 'closed', the longer of the two values.
     state = { ...state, beeps: Number.MAX_SAFE_INTEGER, flashes: Number.MAX_SAFE_INTEGER };
     const line = formatOk(MAX_REQUEST_ID, stateReport(state));
     expect(line.length - 1).toBeLessThanOrEqual(MAX_LINE_BYTES);
+    // docs/firmware-sim.md states this length.
+    expect(line.length - 1).toBe(404);
   });
 });
 
@@ -117,6 +120,33 @@ describe('physical actions', () => {
     const outcome = applyAction(before, action);
     expect(outcome.events).toEqual(events);
     expect(outcome.state).toEqual(before);
+  });
+
+  it('a person opens an unlocked door and shuts it again; each move is one event', () => {
+    const unlocked = deepFreeze(applyCommand(initialState(4), { verb: 'UNLOCK', doors: ['rear-left'] }).state);
+    const opened = applyAction(unlocked, { kind: 'open-door', door: 'rear-left' });
+    expect(opened.refused).toBeUndefined();
+    expect(opened.state.positions).toEqual({ 'front-left': 'closed', 'front-right': 'closed', 'rear-left': 'open', 'rear-right': 'closed' });
+    expect(opened.events).toEqual([{ event: 'DOOR', door: 'rear-left', position: 'open' }]);
+    expect(applyAction(opened.state, { kind: 'open-door', door: 'rear-left' })).toEqual({ state: opened.state, events: [] });
+    // Locking an open door locks its latch; the door stays open until it is shut.
+    const latched = applyCommand(opened.state, { verb: 'LOCK', doors: 'all' }).state;
+    expect(latched.positions['rear-left']).toBe('open');
+    const shut = applyAction(latched, { kind: 'close-door', door: 'rear-left' });
+    expect(shut.state.positions['rear-left']).toBe('closed');
+    expect(shut.events).toEqual([{ event: 'DOOR', door: 'rear-left', position: 'closed' }]);
+  });
+
+  it.each([
+    ['a locked door does not open from outside', 4, { kind: 'open-door', door: 'front-left' }, 'LOCKED'],
+    ['a door the car does not have', 2, { kind: 'open-door', door: 'rear-right' }, 'NODOOR'],
+    ['closing a door the car does not have', 2, { kind: 'close-door', door: 'rear-left' }, 'NODOOR'],
+  ] as const)('refuses: %s (nothing changes, no event)', (_name, doors, action: PhysicalAction, code) => {
+    const before = deepFreeze(initialState(doors));
+    const outcome = applyAction(before, action);
+    expect(outcome.refused?.code).toBe(code);
+    expect(outcome.state).toBe(before);
+    expect(outcome.events).toEqual([]);
   });
 
   it('a person closes an open trunk', () => {
@@ -149,6 +179,7 @@ describe('properties', () => {
       fc.property(doorCount, fc.array(command, { maxLength: 30 }), (doors, commands) => {
         const { state, outcomes } = run(doors, commands);
         expect(Object.keys(state.locks)).toEqual(fittedDoors(doors));
+        expect(Object.keys(state.positions)).toEqual(fittedDoors(doors));
         expect(state.display).toHaveLength(DISPLAY_ROWS);
         for (const row of state.display) {
           expect(row.length).toBeLessThanOrEqual(DISPLAY_COLUMNS);

@@ -218,6 +218,8 @@ describe('replies and events', () => {
     { event: 'KEYCARD', cardId: '04A224B2C35E80' },
     { event: 'TRUNK', state: 'open' },
     { event: 'TRUNK', state: 'closed' },
+    { event: 'DOOR', door: 'front-left', position: 'open' },
+    { event: 'DOOR', door: 'rear-right', position: 'closed' },
   ];
 
   it.each(events)('round-trips event %j', (event) => {
@@ -226,12 +228,16 @@ describe('replies and events', () => {
 
   it('writes events byte for byte as documented', () => {
     expect(formatEvent({ event: 'BUTTON', press: 'short' })).toBe('! BUTTON short*C7D8\n');
+    expect(formatEvent({ event: 'DOOR', door: 'front-right', position: 'open' })).toBe('! DOOR front-right open*AD44\n');
   });
 
   it.each([
     ['unknown event', '! HORN on', 'UNKNOWN', 0],
     ['bad button', '! BUTTON double', 'ARGS', 0],
     ['bad card id', '! KEYCARD a%20b', 'ARGS', 0],
+    ['door event without position', '! DOOR front-left', 'ARGS', 0],
+    ['door event for an unknown door', '! DOOR boot open', 'ARGS', 0],
+    ['door event with a lock state', '! DOOR front-left locked', 'ARGS', 0],
     ['OK with id 0', '0 OK', 'SYNTAX', 0],
     ['no status', '4', 'SYNTAX', 4],
     ['bad status', '4 MAYBE', 'SYNTAX', 4],
@@ -259,6 +265,12 @@ describe('control requests', () => {
     expect(expectError(parseControlRequest('1 KEYCARD bad%20card')).code).toBe('ARGS');
     expect(expectError(parseControlRequest('1 TRUNK open')).code).toBe('ARGS');
     expect(expectError(parseControlRequest('1 LOCK all')).code).toBe('UNKNOWN');
+    expect(expectValue(parseControlRequest('3 DOOR rear-left open'))).toEqual({ id: 3, command: { verb: 'DOOR', door: 'rear-left', action: 'open' } });
+    expect(expectValue(parseControlRequest(unframe(formatControlRequest(4, { verb: 'DOOR', door: 'front-right', action: 'close' }))))).toEqual({
+      id: 4,
+      command: { verb: 'DOOR', door: 'front-right', action: 'close' },
+    });
+    for (const bad of ['1 DOOR front-left', '1 DOOR front-left closed', '1 DOOR trunk open', '1 DOOR front-left open now']) expect(expectError(parseControlRequest(bad)).code, bad).toBe('ARGS');
   });
 });
 
