@@ -35,14 +35,15 @@ import type { Grant, KeyList } from '../core/credentials.js';
 import type { Clock, Crypto, RandomSource } from '../core/crypto/index.js';
 import { CarkeyError, isCarkeyError, toCarkeyError, type ErrorCode, type Result } from '../core/errors.js';
 import { decodeServiceData, matchesAdvertisingId, PHONE_BEHIND_EPOCHS, vehicleIdOf } from '../core/identity.js';
-import type { DenyCategoryName } from '../core/messages.js';
 import { decodeStatus, decodeVersion, encodeAuditRead, encodePin, MAX_AUDIT_PAGE, type StatusPayload } from '../core/payloads.js';
 import { PhonePairing, PhoneSession, type ChallengeInfo, type PhoneCredential } from '../core/phone-session.js';
 import { COMMAND_PERMISSION, ROLE_MASK, type CommandName } from '../core/roles.js';
 import { centralChunks, MessageChannel } from '../transport/channel.js';
 import type { CentralLink, CentralTransport, Discovery } from '../transport/types.js';
 import { decodeAuditPage, type AuditPage } from '../core/audit-page.js';
-import { buildPairingKeyList, checkCarKeyList, checkPairingRequirement, latestKnownKeyList, pendingAfterDelivery, rebaseRevocations } from './key-lists.js';
+import { seedSigner } from '../core/signer.js';
+import { buildPairingKeyList, checkCarKeyList, checkPairingRequirement, pendingAfterDelivery } from './key-lists.js';
+import { deliverPending, type DeliveryReport, type Outcome } from './pending-delivery.js';
 import { checkName, isValidName, uniqueName, type VehicleRecord } from './vehicle-record.js';
 
 /** What the client needs from a key store (KeyStore implements it). */
@@ -128,20 +129,9 @@ export function isTransient(error: CarkeyError): boolean {
   return TRANSIENT.has(error.code);
 }
 
-/** A typed answer to one command. */
-export type Outcome<T> =
-  | { readonly status: 'ok'; readonly value: T }
-  | { readonly status: 'denied'; readonly category: DenyCategoryName; readonly retryAfterSeconds?: number }
-  | { readonly status: 'failed'; readonly reason: string };
-
-export interface DeliveryReport {
-  /** version now confirmed in force on the car, when a queued list was delivered */
-  readonly delivered: number | undefined;
-  /** lists still queued after this connection */
-  readonly stillQueued: number;
-  /** why delivery did not happen, if it was attempted and failed */
-  readonly failure: string | undefined;
-}
+/** Outcome (a typed answer to one command) and DeliveryReport live with the shared delivery code. */
+export type { DeliveryReport, Outcome } from './pending-delivery.js';
+export { describeOutcome } from './pending-delivery.js';
 
 export interface ScanEntry {
   readonly discovery: Discovery;
@@ -589,55 +579,8 @@ export class CarkeyClient {
     }
   }
 
-  /** See the module header: deliver, or rebase then deliver, the owner's queue. */
-  private async deliverPending(connection: VehicleConnection, seed: Uint8Array): Promise<DeliveryReport> {
-    const { crypto, clock, store } = this.deps;
-    const record = connection.vehicle;
-    const newest = latestKnownKeyList({ keyList: undefined, pending: record.pending });
-    if (!record.owner || newest === undefined) return { delivered: undefined, stillQueued: record.pending.length, failure: undefined };
-    const carVersion = connection.challenge.keyListVersion;
-    const confirmedVersion = record.keyList?.version ?? 0;
-
-    let toPush: KeyList | undefined;
-    let confirmed: KeyList | undefined;
-    if (newest.version > carVersion && carVersion === confirmedVersion) {
-      toPush = newest;
-    } else {
-      const fetched = await connection.keyListGet(crypto);
-      if (fetched.status !== 'ok') return this.deliveryFailed(record, newest, describeOutcome(fetched));
-      const carList = fetched.value;
-      if (carList === undefined) return this.deliveryFailed(record, newest, 'the car has no key list (was it reset? pair again)');
-      const rebased = rebaseRevocations(crypto, seed, carList, record.pending, clock());
-      if (rebased === undefined) confirmed = carList;
-      else toPush = rebased;
-    }
-    if (toPush !== undefined) {
-      this.progress({ kind: 'delivering', version: toPush.version });
-      const pushed = await connection.keyListPush(toPush);
-      if (pushed.status !== 'ok') return this.deliveryFailed(record, toPush, describeOutcome(pushed));
-      if (pushed.value !== toPush.version) return this.deliveryFailed(record, toPush, `the car reports version ${pushed.value} in force`);
-      confirmed = toPush;
-      this.progress({ kind: 'delivered', version: toPush.version });
-    }
-    if (confirmed === undefined) return { delivered: undefined, stillQueued: record.pending.length, failure: undefined };
-    const inForce = confirmed;
-    const updated = await store.updateVehicle(record.vehicleId, (current) => {
-      const base = current ?? record;
-      const keyList = base.keyList === undefined || inForce.version > base.keyList.version ? inForce : base.keyList;
-      return { ...base, keyList, pending: pendingAfterDelivery(base.pending, inForce) };
-    });
-    connection.replaceRecord(updated);
-    return { delivered: inForce.version, stillQueued: updated.pending.length, failure: undefined };
+  /** See the module header: deliver, or rebase then deliver, the owner's queue (src/phone/pending-delivery.ts). */
+  private deliverPending(connection: VehicleConnection, seed: Uint8Array): Promise<DeliveryReport> {
+    return deliverPending({ ...this.deps, progress: (event) => this.progress(event) }, connection, seedSigner(this.deps.crypto, seed));
   }
-
-  private deliveryFailed(record: VehicleRecord, list: KeyList, reason: string): DeliveryReport {
-    this.progress({ kind: 'delivery-failed', version: list.version, reason });
-    return { delivered: undefined, stillQueued: record.pending.length, failure: reason };
-  }
-}
-
-export function describeOutcome(outcome: Outcome<unknown>): string {
-  if (outcome.status === 'denied') return `denied (${outcome.category})`;
-  if (outcome.status === 'failed') return `failed: ${outcome.reason}`;
-  return 'ok';
 }

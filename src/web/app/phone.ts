@@ -2,7 +2,8 @@
  * The web app's phone: pairing, commands, sharing, revocation and the audit
  * log over a chosen car, with `src/core` for every message and decision and
  * the CLI client's rules (src/phone/client.ts) for choosing a credential,
- * retrying, delivering queued key lists and wording refusals.
+ * retrying and wording refusals; queued key lists are delivered by the same
+ * code as the CLI's (src/phone/pending-delivery.ts).
  *
  * Differences from the CLI client, both forced by the browser:
  * - The person picks the car in the browser's chooser (no scanning from a
@@ -33,8 +34,9 @@ import { decodeAuditPage } from '../../core/audit-page.js';
 import { PhonePairing, PhoneSession, type ChallengeInfo, type PhoneCredential } from '../../core/phone-session.js';
 import { ROLE_MASK, type CommandName, type RoleName } from '../../core/roles.js';
 import type { Signer } from '../../core/signer.js';
-import { chooseCredential, DEFAULT_TIMEOUTS, describeOutcome, failureReason, isTransient, REFUSED_KEY_TEXT, type Outcome, type ProgressEvent } from '../../phone/client.js';
-import { checkCarKeyList, checkPairingRequirement, isCoveredBy, latestKnownKeyList, pairingKeyListBody, pendingAfterDelivery, rebaseBody, revocationBody, type RevocationTarget } from '../../phone/key-lists.js';
+import { chooseCredential, DEFAULT_TIMEOUTS, failureReason, isTransient, REFUSED_KEY_TEXT, type Outcome, type ProgressEvent } from '../../phone/client.js';
+import { deliverPending, type DeliveryReport } from '../../phone/pending-delivery.js';
+import { checkCarKeyList, checkPairingRequirement, isCoveredBy, latestKnownKeyList, pairingKeyListBody, pendingAfterDelivery, revocationBody, type RevocationTarget } from '../../phone/key-lists.js';
 import { decodeShare, encodeShare } from '../../phone/share.js';
 import { checkName, isValidName, MAX_ISSUED_GRANTS, uniqueName, type VehicleRecord } from '../../phone/vehicle-record.js';
 import { centralChunks, MessageChannel } from '../../transport/channel.js';
@@ -165,16 +167,18 @@ export class WebConnection {
     return { status: 'ok', value: unwrap(decode(outcome.value)) };
   }
 
+  keyListGet(crypto: Crypto): Promise<Outcome<KeyList | undefined>> {
+    return this.run('keyListGet', new Uint8Array(0), (payload) => checkCarKeyList(crypto, payload, this.record.vehicleId));
+  }
+
+  keyListPush(list: KeyList): Promise<Outcome<number>> {
+    return this.run('keyListPush', list.bytes, decodeVersion);
+  }
+
   close(): Promise<void> {
     this.ended = true;
     return this.link.close();
   }
-}
-
-export interface DeliveryReport {
-  readonly delivered: number | undefined;
-  readonly stillQueued: number;
-  readonly failure: string | undefined;
 }
 
 export interface ShareRequest {
@@ -242,7 +246,7 @@ export class WebPhone {
     this.deps.progress({ kind: 'connected', keyListVersion: challenge.keyListVersion });
     const connection = new WebConnection(link, session, record, challenge, clock, this.deps.progress);
     try {
-      const delivery = await this.deliverPending(connection, signer);
+      const delivery = await deliverPending({ crypto, clock, store: this.deps.store, progress: this.deps.progress }, connection, signer);
       return await use(connection, delivery);
     } finally {
       await connection.close();
@@ -406,50 +410,6 @@ export class WebPhone {
     const inForce = delivery.delivered ?? 0;
     if (inForce < list.version) throw new CarkeyError('CK_PHONE_DELIVERY_FAILED', `the car reports key list version ${inForce}`);
     return { version: inForce, delivered: true, reason: undefined };
-  }
-
-  /** The CLI client's deliverPending, with the signer. */
-  private async deliverPending(connection: WebConnection, signer: Signer): Promise<DeliveryReport> {
-    const { crypto, clock, store } = this.deps;
-    const record = connection.vehicle;
-    const newest = latestKnownKeyList({ keyList: undefined, pending: record.pending });
-    if (!record.owner || newest === undefined) return { delivered: undefined, stillQueued: record.pending.length, failure: undefined };
-    const carVersion = connection.challenge.keyListVersion;
-    const confirmedVersion = record.keyList?.version ?? 0;
-    let toPush: KeyList | undefined;
-    let confirmed: KeyList | undefined;
-    if (newest.version > carVersion && carVersion === confirmedVersion) {
-      toPush = newest;
-    } else {
-      const fetched = await connection.run('keyListGet', new Uint8Array(0), (payload) => checkCarKeyList(crypto, payload, record.vehicleId));
-      if (fetched.status !== 'ok') return this.failed(record, describeOutcome(fetched));
-      const carList = fetched.value;
-      if (carList === undefined) return this.failed(record, 'the car has no key list (was it reset? pair again)');
-      const rebased = rebaseBody(carList, record.pending, clock());
-      if (rebased === undefined) confirmed = carList;
-      else toPush = await signKeyListWith(crypto, signer, rebased);
-    }
-    if (toPush !== undefined) {
-      this.deps.progress({ kind: 'delivering', version: toPush.version });
-      const pushed = await connection.run('keyListPush', toPush.bytes, decodeVersion);
-      if (pushed.status !== 'ok') return this.failed(record, describeOutcome(pushed));
-      if (pushed.value !== toPush.version) return this.failed(record, `the car reports version ${pushed.value} in force`);
-      confirmed = toPush;
-      this.deps.progress({ kind: 'delivered', version: toPush.version });
-    }
-    if (confirmed === undefined) return { delivered: undefined, stillQueued: record.pending.length, failure: undefined };
-    const inForce = confirmed;
-    const updated = await store.updateVehicle(record.vehicleId, (current) => {
-      const base = current ?? record;
-      const keyList = base.keyList === undefined || inForce.version > base.keyList.version ? inForce : base.keyList;
-      return { ...base, keyList, pending: pendingAfterDelivery(base.pending, inForce) };
-    });
-    connection.replaceRecord(updated);
-    return { delivered: inForce.version, stillQueued: updated.pending.length, failure: undefined };
-  }
-
-  private failed(record: VehicleRecord, reason: string): DeliveryReport {
-    return { delivered: undefined, stillQueued: record.pending.length, failure: reason };
   }
 
   /** For display: the last device chosen. */
