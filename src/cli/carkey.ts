@@ -2,7 +2,7 @@
  * `carkey`: the phone-side key on the command line (launched by bin/carkey.js).
  *
  * The command table: keygen, whoami, scan, pair, unlock, lock, start, trunk,
- * status, share, accept, keys, revoke, audit, and the optional cloud path
+ * status, share, accept, keys, label, revoke, audit, and the optional cloud path
  * (src/phone/cloud/): cloud use|status|register, sync, inbox,
  * accept --from-cloud, share --via-cloud, remote, audit --from-cloud.
  *
@@ -39,7 +39,8 @@ import { checkStatement, publishPending, registerVehicle, type PublishReport } f
 import { acknowledge, postShare, readInbox, type InboxEntry } from '../phone/cloud/mailbox.js';
 import { DEFAULT_REMOTE_EXPIRY_MS, REMOTE_COMMAND_NAMES, sendRemoteCommand, type RemoteCommandName } from '../phone/cloud/remote.js';
 import { CarkeyClient, chooseCredential, type ClientTimeouts, type DeliveryReport, type Outcome, type VehicleConnection } from '../phone/client.js';
-import { denialHint, describeProgress, describeWait, describeStatus, describeVehicleKeys, grantView, statusView, vehicleKeysView } from '../phone/describe.js';
+import { denialHint, describeProgress, describeWait, describeStatus, describeVehicleKeys, grantView, isRevoked, quoteLabel, statusView, vehicleKeysView } from '../phone/describe.js';
+import { auditLabeler, checkLabel } from '../phone/grant-label.js';
 import { buildRevocation, isCoveredBy, latestKnownKeyList, parseRevocationTarget, pendingAfterDelivery } from '../phone/key-lists.js';
 import { KeyStore, resolveHome, type PassphraseSource } from '../phone/keystore.js';
 import { writeFileAtomic } from '../phone/private-files.js';
@@ -77,6 +78,8 @@ const CARKEY_HINTS: Hints = {
   CK_PHONE_VEHICLE_EXISTS: 'choose another local name with --name',
   CK_PHONE_BAD_SHARE: 'ask the owner to send the share again (copy the whole carkey1:... string, or use the file from --out)',
   CK_PHONE_SHARE_NOT_FOR_ME: 'run `carkey whoami`, send the owner your public key, and ask for a share made with --to YOURKEY',
+  CK_PHONE_BAD_LABEL: 'quote the label as one argument (e.g. "Sam, weekend"): 1 to 64 characters, no line breaks or control characters',
+  CK_PHONE_NO_SUCH_GRANT: 'the grants this phone issued, with their serials, key ids and labels, are listed by `carkey keys`',
   CK_PHONE_COMMAND_FAILED: 'the car could not act (hardware problem?); try again, or check the car',
   CK_PHONE_DELIVERY_FAILED: 'the change stays queued and is retried at the next connection; `carkey keys --fetch` shows the list in force on the car',
   CK_USAGE: (error) => (error.details?.missing === 'cloud' ? NO_CLOUD_HINT : (COMMON_HINTS.CK_USAGE as string)),
@@ -486,6 +489,21 @@ interface ShareOptions {
   readonly permissions?: string;
   readonly out?: string;
   readonly viaCloud?: boolean;
+  readonly label?: string;
+  readonly sendLabel?: boolean;
+}
+
+/** A grant label from the command line (trimmed, normalised), or CK_PHONE_BAD_LABEL saying why not. */
+function labelArgument(text: string): string {
+  const checked = checkLabel(text);
+  if (!checked.ok) throw checked.error;
+  return checked.value;
+}
+
+/** The label of a new share, and whether it goes with the share to the friend. */
+interface ShareLabel {
+  readonly label: string | undefined;
+  readonly sent: boolean;
 }
 
 function parseSubjectKey(ctx: Context, value: string): Uint8Array {
@@ -571,6 +589,9 @@ async function shareCommand(ctx: Context, options: ShareOptions): Promise<void> 
   }
   const subject = parseSubjectKey(ctx, options.to);
   const permissions = parsePermissions(options.permissions, options.role);
+  const label = options.label === undefined ? undefined : labelArgument(options.label);
+  if (options.sendLabel === true && label === undefined) throw new CarkeyError('CK_USAGE', '--send-label sends the --label with the share: give --label TEXT too');
+  const labels: ShareLabel = { label, sent: options.sendLabel === true };
   const self = ctx.store.identity().publicKey;
   if (toHex(subject) === toHex(self)) throw new CarkeyError('CK_USAGE', '--to is your own key; owners need no grant');
   // --via-cloud: know where to post before anything is signed.
@@ -582,15 +603,16 @@ async function shareCommand(ctx: Context, options: ShareOptions): Promise<void> 
     const grant = signGrant(ctx.crypto, seed, { vehicleId: record.vehicleId, epoch, serial: ctx.random(8), subject, role: options.role, permissions, notBefore, notAfter });
     await ctx.store.updateVehicle(record.vehicleId, (current) => {
       const base = current ?? record;
-      return { ...base, issued: [...base.issued, { grant, issuedAt: now }].slice(-MAX_ISSUED_GRANTS) };
+      return { ...base, issued: [...base.issued, { grant, issuedAt: now, ...(label === undefined ? {} : { label }) }].slice(-MAX_ISSUED_GRANTS) };
     });
-    const share = encodeShare({ grant, carIdentityKey: record.carIdentityKey, advSecret: record.advSecret, vehicleName: record.vehicleName });
+    // The label stays on this phone unless --send-label: then it rides along unsigned (share format 2).
+    const share = encodeShare({ grant, carIdentityKey: record.carIdentityKey, advSecret: record.advSecret, vehicleName: record.vehicleName, ...(labels.sent ? { sharerLabel: label } : {}) });
     if (options.out !== undefined) writeFileAtomic(options.out, new TextEncoder().encode(`${share}\n`));
     if (cloud !== undefined) {
-      await postShareToCloud(ctx, ctx.cloudDeps(cloud, seed), { record, grant, subject, share, out: options.out });
+      await postShareToCloud(ctx, ctx.cloudDeps(cloud, seed), { record, grant, subject, share, out: options.out, labels });
       return;
     }
-    reportShare(ctx, record, grant, subject, share, options.out);
+    reportShare(ctx, record, grant, subject, share, options.out, labels);
   } finally {
     seed.fill(0);
   }
@@ -606,9 +628,11 @@ interface ShareSummary extends Record<string, unknown> {
   readonly subjectKeyId: string;
   readonly share: string;
   readonly out: string | null;
+  readonly label: string | null;
+  readonly labelSent: boolean;
 }
 
-function shareSummary(ctx: Context, record: VehicleRecord, grant: Grant, subject: Uint8Array, share: string, out: string | undefined): ShareSummary {
+function shareSummary(ctx: Context, record: VehicleRecord, grant: Grant, subject: Uint8Array, share: string, out: string | undefined, labels: ShareLabel): ShareSummary {
   return {
     vehicle: record.name,
     serial: toHex(grant.serial),
@@ -619,13 +643,24 @@ function shareSummary(ctx: Context, record: VehicleRecord, grant: Grant, subject
     subjectKeyId: keyIdOf(ctx.crypto, subject),
     share,
     out: out ?? null,
+    label: labels.label ?? null,
+    labelSent: labels.sent,
   };
 }
 
+/** The first line of a share report: the grant, with its label when it has one. */
+function shareLines(summary: ShareSummary, grant: Grant): string[] {
+  const label = summary.label === null ? '' : ` ${quoteLabel(summary.label)}`;
+  return [
+    `grant ${summary.serial}: ${grant.role} (${summary.permissions.join(', ')}) for key ${summary.subjectKeyId}${label}, ${summary.notBefore} → ${summary.notAfter}`,
+    ...(summary.label === null ? [] : [summary.labelSent ? 'the label goes with the share (not signed; they see it as the label from the sharer)' : 'the label stays on this phone (add --send-label to send it with the share)']),
+  ];
+}
+
 /** share --via-cloud: seal the share to the friend's key and post it to the mailbox. */
-async function postShareToCloud(ctx: Context, deps: PhoneCloudDeps, input: { record: VehicleRecord; grant: Grant; subject: Uint8Array; share: string; out: string | undefined }): Promise<void> {
-  const { record, grant, subject, share, out } = input;
-  const summary = shareSummary(ctx, record, grant, subject, share, out);
+async function postShareToCloud(ctx: Context, deps: PhoneCloudDeps, input: { record: VehicleRecord; grant: Grant; subject: Uint8Array; share: string; out: string | undefined; labels: ShareLabel }): Promise<void> {
+  const { record, grant, subject, share, out, labels } = input;
+  const summary = shareSummary(ctx, record, grant, subject, share, out, labels);
   let posted: { id: string; expiresAt: number };
   try {
     posted = await postShare(deps, { recipient: subject, vehicleId: record.vehicleId, share, notAfter: grant.notAfter });
@@ -634,17 +669,17 @@ async function postShareToCloud(ctx: Context, deps: PhoneCloudDeps, input: { rec
     throw new CarkeyError(error.code, `${error.message} — grant ${summary.serial} is recorded on this phone (\`carkey keys\`) but was not posted; share again, or revoke it`, { ...error.details, serial: summary.serial });
   }
   ctx.output.result({ ...summary, mailbox: { id: posted.id, expiresAt: isoTime(posted.expiresAt) } }, [
-    `grant ${summary.serial}: ${grant.role} (${summary.permissions.join(', ')}) for key ${summary.subjectKeyId}, ${summary.notBefore} → ${summary.notAfter}`,
+    ...shareLines(summary, grant),
     ...(out === undefined ? [] : [`written to ${out}`]),
     `posted to the cloud mailbox, sealed to key ${summary.subjectKeyId}: item ${posted.id} (kept until ${isoTime(posted.expiresAt)})`,
     'they run `carkey inbox`, then `carkey accept --from-cloud`',
   ]);
 }
 
-function reportShare(ctx: Context, record: VehicleRecord, grant: Grant, subject: Uint8Array, share: string, out: string | undefined): void {
-  const summary = shareSummary(ctx, record, grant, subject, share, out);
+function reportShare(ctx: Context, record: VehicleRecord, grant: Grant, subject: Uint8Array, share: string, out: string | undefined, labels: ShareLabel): void {
+  const summary = shareSummary(ctx, record, grant, subject, share, out, labels);
   ctx.output.result(summary, [
-    `grant ${summary.serial}: ${grant.role} (${summary.permissions.join(', ')}) for key ${summary.subjectKeyId}, ${summary.notBefore} → ${summary.notAfter}`,
+    ...shareLines(summary, grant),
     ...(out === undefined ? [] : [`written to ${out}`]),
     'send this privately (it also lets the holder recognise your car on the air); they run `carkey accept STRING`:',
     share,
@@ -701,8 +736,12 @@ async function acceptCommand(ctx: Context, source: string | undefined, options: 
 async function storeShare(ctx: Context, bundle: ShareBundle, localName: string | undefined): Promise<{ view: Record<string, unknown>; line: string }> {
   const now = ctx.clock();
   const taken = new Set(ctx.store.listVehicles().filter((record) => toHex(record.vehicleId) !== toHex(bundle.grant.vehicleId)).map((record) => record.name));
+  const serialHex = toHex(bundle.grant.serial);
   const record = await ctx.store.updateVehicle(bundle.grant.vehicleId, (current) => {
-    const grants = (current?.grants ?? []).filter((grant) => toHex(grant.serial) !== toHex(bundle.grant.serial));
+    const grants = (current?.grants ?? []).filter((grant) => toHex(grant.serial) !== serialHex);
+    // The sharer's label (display only) replaces any earlier one for this serial; a share without one clears it.
+    const sharerLabels = Object.fromEntries(Object.entries(current?.sharerLabels ?? {}).filter(([serial]) => serial !== serialHex));
+    if (bundle.sharerLabel !== undefined) sharerLabels[serialHex] = bundle.sharerLabel;
     return {
       name: localName ?? current?.name ?? uniqueName(bundle.vehicleName, taken),
       vehicleName: current?.vehicleName ?? bundle.vehicleName,
@@ -715,6 +754,7 @@ async function storeShare(ctx: Context, bundle: ShareBundle, localName: string |
       keyList: current?.keyList,
       pending: current?.pending ?? [],
       addedAt: current?.addedAt ?? now,
+      sharerLabels,
     };
   });
   const { grant } = bundle;
@@ -730,8 +770,11 @@ async function storeShare(ctx: Context, bundle: ShareBundle, localName: string |
       notBefore: isoTime(grant.notBefore),
       notAfter: isoTime(grant.notAfter),
       issuerKeyId: keyIdOf(ctx.crypto, grant.issuer),
+      sharerLabel: bundle.sharerLabel ?? null,
     },
-    line: `stored a ${grant.role} key for "${record.name}" (${permissionNames(grant.permissions).join(', ')}), valid ${isoTime(grant.notBefore)} → ${isoTime(grant.notAfter)}`,
+    line:
+      `stored a ${grant.role} key for "${record.name}" (${permissionNames(grant.permissions).join(', ')}), valid ${isoTime(grant.notBefore)} → ${isoTime(grant.notAfter)}` +
+      (bundle.sharerLabel === undefined ? '' : `; label from the sharer: ${quoteLabel(bundle.sharerLabel)}`),
   };
 }
 
@@ -778,7 +821,27 @@ const UNREACHABLE: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
   'CK_PROTO_NO_ANSWER',
 ]);
 
-async function revokeCommand(ctx: Context, targetText: string, options: { vehicle?: string; offline?: boolean }): Promise<void> {
+/**
+ * `revoke --label TEXT`: the one grant issued from this phone with exactly that label that is still
+ * in force as far as this phone knows (not revoked, not expired). None or several: refused, listing them.
+ */
+function serialByLabel(ctx: Context, record: VehicleRecord, text: string): string {
+  const label = labelArgument(text);
+  const newest = latestKnownKeyList(record);
+  const now = ctx.clock();
+  const named = record.issued.filter((issued) => issued.label === label);
+  const live = named.filter((issued) => !isRevoked(newest, issued.grant) && now < issued.grant.notAfter);
+  const [only, ...more] = live;
+  if (only !== undefined && more.length === 0) return toHex(only.grant.serial);
+  const list = (issued: typeof named): string => issued.map((entry) => `${toHex(entry.grant.serial)} (${entry.grant.role} to ${keyIdOf(ctx.crypto, entry.grant.subject)})`).join(', ');
+  if (only !== undefined) throw new CarkeyError('CK_USAGE', `--label ${quoteLabel(label)} names ${live.length} grants in force: ${list(live)}; revoke one by its serial`);
+  if (named.length > 0) throw new CarkeyError('CK_PHONE_NO_SUCH_GRANT', `the grants labelled ${quoteLabel(label)} are already revoked or expired: ${list(named)}`);
+  throw new CarkeyError('CK_PHONE_NO_SUCH_GRANT', `none on ${record.name} is labelled ${quoteLabel(label)} (labels match exactly)`);
+}
+
+async function revokeCommand(ctx: Context, givenTarget: string | undefined, options: { vehicle?: string; offline?: boolean; label?: string }): Promise<void> {
+  if ((givenTarget === undefined) === (options.label === undefined)) throw new CarkeyError('CK_USAGE', 'give a grant serial or public key, or --label TEXT (one of them)');
+  const targetText = options.label === undefined ? (givenTarget ?? '') : serialByLabel(ctx, ctx.store.selectVehicle(options.vehicle), options.label);
   const parsed = parseRevocationTarget(targetText);
   if (!parsed.ok) throw parsed.error;
   const target = parsed.value;
@@ -827,6 +890,52 @@ async function revokeCommand(ctx: Context, targetText: string, options: { vehicl
   } finally {
     seed.fill(0);
   }
+}
+
+interface LabelOptions {
+  readonly vehicle?: string;
+  readonly clear?: boolean;
+  readonly all?: boolean;
+}
+
+/**
+ * `label SERIAL|KEYID|PUBKEY TEXT` / `--clear`: set, change or remove the label of grants this phone
+ * issued. A serial names one grant; a key id or public key names every grant issued to that key, and
+ * when that is more than one, --all is needed. Labels never leave this phone (share --send-label aside).
+ */
+async function labelCommand(ctx: Context, target: string, text: string | undefined, options: LabelOptions): Promise<void> {
+  if ((text === undefined) === (options.clear !== true)) throw new CarkeyError('CK_USAGE', 'give the label TEXT, or --clear to remove it (one of them)');
+  const label = text === undefined ? undefined : labelArgument(text);
+  const wanted = target.trim().toLowerCase();
+  if (!/^([0-9a-f]{16}|[0-9a-f]{64})$/.test(wanted)) throw new CarkeyError('CK_USAGE', `"${target}" is not a grant serial or key id (16 hex digits) or a public key (64 hex digits); see \`carkey keys\``);
+  const records = options.vehicle === undefined ? ctx.store.listVehicles() : [ctx.store.selectVehicle(options.vehicle)];
+  const matching = records
+    .map((record) => ({
+      record,
+      issued: record.issued.filter((issued) => toHex(issued.grant.serial) === wanted || toHex(issued.grant.subject) === wanted || keyIdOf(ctx.crypto, issued.grant.subject) === wanted),
+    }))
+    .filter((match) => match.issued.length > 0);
+  const [found, ...elsewhere] = matching;
+  if (found === undefined) {
+    const held = records.some((record) => record.grants.some((grant) => toHex(grant.serial) === wanted));
+    throw new CarkeyError('CK_PHONE_NO_SUCH_GRANT', held ? `grant ${wanted} was shared with this phone; labels are notes of the phone that issued a grant` : `nothing issued from this phone has serial, key id or public key ${wanted}`);
+  }
+  if (elsewhere.length > 0) throw new CarkeyError('CK_USAGE', `${wanted} matches grants on ${matching.map((match) => `"${match.record.name}"`).join(' and ')}: add --vehicle NAME`);
+  const bySerial = found.issued.some((issued) => toHex(issued.grant.serial) === wanted);
+  const chosen = bySerial ? found.issued.filter((issued) => toHex(issued.grant.serial) === wanted) : found.issued;
+  if (chosen.length > 1 && options.all !== true) {
+    throw new CarkeyError('CK_USAGE', `key ${wanted} holds ${chosen.length} grants from this phone (${chosen.map((issued) => toHex(issued.grant.serial)).join(', ')}): give one serial, or add --all to label every one`);
+  }
+  const serials = new Set(chosen.map((issued) => toHex(issued.grant.serial)));
+  const updated = await ctx.store.updateVehicle(found.record.vehicleId, (current) => {
+    const base = current ?? found.record;
+    return { ...base, issued: base.issued.map((issued) => (serials.has(toHex(issued.grant.serial)) ? { grant: issued.grant, issuedAt: issued.issuedAt, ...(label === undefined ? {} : { label }) } : issued)) };
+  });
+  const grants = updated.issued.filter((issued) => serials.has(toHex(issued.grant.serial))).map((issued) => ({ serial: toHex(issued.grant.serial), role: issued.grant.role, subjectKeyId: keyIdOf(ctx.crypto, issued.grant.subject), label: issued.label ?? null }));
+  ctx.output.result(
+    { vehicle: updated.name, label: label ?? null, grants },
+    grants.map((grant) => (label === undefined ? `grant ${grant.serial} (${grant.role} to ${grant.subjectKeyId}) on ${updated.name}: label removed` : `grant ${grant.serial} (${grant.role} to ${grant.subjectKeyId}) on ${updated.name}: label ${quoteLabel(label)}`)),
+  );
 }
 
 interface AuditOptions {
@@ -895,11 +1004,16 @@ async function auditCommand(ctx: Context, options: AuditOptions): Promise<void> 
 /** Print (and with `verify`, check against the pinned car key) what was read, over BLE or from the cloud. */
 function reportAudit(ctx: Context, record: VehicleRecord, collector: AuditCollector, show: (entries: readonly AuditEntry[]) => readonly AuditEntry[], verify: boolean, extra: Record<string, unknown>): void {
   const entries = show(collector.all);
-  const lines = entries.map((entry) => `#${entry.seq} ${isoTime(entry.time)} ${entry.kind} ${Object.entries(entry.fields).map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(' ')}`);
+  // Labels are this phone's own notes, resolved here from the grant serial / key id the car recorded; the car never saw them.
+  const labelOf = auditLabeler(ctx.crypto, record);
+  const labelled = entries.map((entry) => ({ entry, label: labelOf(entry.fields)?.label }));
+  const lines = labelled.map(
+    ({ entry, label }) => `#${entry.seq} ${isoTime(entry.time)} ${entry.kind} ${Object.entries(entry.fields).map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(' ')}${label === undefined ? '' : `  [label ${quoteLabel(label)}]`}`,
+  );
   const view = {
     vehicle: record.name,
     last: collector.last,
-    entries: entries.map((entry) => ({ seq: entry.seq, time: isoTime(entry.time), kind: entry.kind, fields: entry.fields })),
+    entries: labelled.map(({ entry, label }) => ({ seq: entry.seq, time: isoTime(entry.time), kind: entry.kind, fields: entry.fields, label: label ?? null })),
     ...extra,
   };
   if (!verify) {
@@ -1034,6 +1148,7 @@ function inboxView(ctx: Context, entry: InboxEntry): InboxView {
       localName: held?.name ?? null,
       stored,
       ...grantView(ctx.crypto, bundle.grant, held?.keyList, ctx.clock()),
+      sharerLabel: bundle.sharerLabel ?? null,
     },
   };
 }
@@ -1042,7 +1157,8 @@ function inboxLine(view: InboxView): string {
   if (view.share === null) return `${view.id}  from ${view.senderKeyId}  unusable: ${view.error?.message ?? ''}`;
   const share = view.share;
   const permissions = Array.isArray(share.permissions) ? share.permissions.join(', ') : '';
-  return `${view.id}  from ${view.senderKeyId}  ${String(share.vehicleName)}: ${String(share.role)} (${permissions}) ${String(share.notBefore)} → ${String(share.notAfter)} [${String(share.state)}${share.stored === true ? ', already stored' : ''}]`;
+  const label = typeof share.sharerLabel === 'string' ? ` (label from the sharer: ${quoteLabel(share.sharerLabel)})` : '';
+  return `${view.id}  from ${view.senderKeyId}  ${String(share.vehicleName)}: ${String(share.role)} (${permissions}) ${String(share.notBefore)} → ${String(share.notAfter)} [${String(share.state)}${share.stored === true ? ', already stored' : ''}]${label}`;
 }
 
 async function inboxCommand(ctx: Context): Promise<void> {
@@ -1269,7 +1385,9 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
     .option('--permissions <list>', 'comma-separated subset of the role: unlock,lock,start,trunk,status,passive,honk,flash')
     .option('--out <file>', 'also write the share string to FILE')
     .option('--via-cloud', "also post it to the friend's cloud mailbox, sealed to their key (they run `carkey accept --from-cloud`)")
-    .addHelpText('after', example('$ carkey share --role guest --until +2d --to 3b6a27bc…e1 --out anna.carkey'))
+    .option('--label <text>', 'your note on this grant ("Sam, weekend"; 1-64 characters): kept on this phone, shown by `keys` and `audit`')
+    .option('--send-label', 'also send the label with the share (not signed; the friend sees it as the label from the sharer)')
+    .addHelpText('after', example('$ carkey share --role guest --until +2d --to 3b6a27bc…e1 --label "Sam, weekend" --out sam.carkey'))
     .action(async (options: ShareOptions, command: Command) => shareCommand(context(command), options));
 
   program
@@ -1294,11 +1412,23 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
   program
     .command('revoke')
     .description('owner: revoke a grant (serial) or a key (public key) with a new signed key list; delivered now if the car is in range, else queued')
-    .argument('<serial|pubkey>', 'grant serial (16 hex digits, see `carkey keys`) or public key (64 hex digits)')
+    .argument('[serial|pubkey]', 'grant serial (16 hex digits, see `carkey keys`) or public key (64 hex digits); or use --label')
     .option(...vehicleOption)
     .option('--offline', 'only queue it; it goes out at the next connection')
-    .addHelpText('after', example('$ carkey revoke 5f0c2a9e81d3b7c4'))
-    .action(async (target: string, options: { vehicle?: string; offline?: boolean }, command: Command) => revokeCommand(context(command), target, options));
+    .option('--label <text>', 'the one grant in force with exactly this label (refused when none or several match)')
+    .addHelpText('after', `${example('$ carkey revoke 5f0c2a9e81d3b7c4')}  $ carkey revoke --label "Sam, weekend"\n`)
+    .action(async (target: string | undefined, options: { vehicle?: string; offline?: boolean; label?: string }, command: Command) => revokeCommand(context(command), target, options));
+
+  program
+    .command('label')
+    .description('set, change or remove your label on grants this phone issued (kept on this phone; shown by `keys` and `audit`)')
+    .argument('<serial|keyid|pubkey>', 'a grant serial or the key id (16 hex digits, see `carkey keys`) or public key (64 hex digits) it was issued to')
+    .argument('[text]', 'the label: 1 to 64 characters, quoted as one argument')
+    .option(...vehicleOption)
+    .option('--clear', 'remove the label')
+    .option('--all', 'a key id or public key with several grants: label every one of them')
+    .addHelpText('after', `${example('$ carkey label 5f0c2a9e81d3b7c4 "Sam, weekend"')}  $ carkey label 9f1c2e7a55d0b3e4 --clear --all\n`)
+    .action(async (target: string, text: string | undefined, options: LabelOptions, command: Command) => labelCommand(context(command), target, text, options));
 
   program
     .command('audit')
