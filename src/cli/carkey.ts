@@ -49,7 +49,12 @@ import { DEFAULT_ADAPTER, DEFAULT_RADIO_SOCKET, isTransportKind, openCentral, TR
 import { checkName, isValidName, MAX_ISSUED_GRANTS, uniqueName, type VehicleRecord } from '../phone/vehicle-record.js';
 import { webCommand, type WebCommandOptions } from '../web/server/command.js';
 import { carkeyVersion } from '../common/version.js';
+import { lineTrace, type PhaseTrace } from '../common/phase-trace.js';
 import { COMMON_HINTS, configureCommander, configureSubcommands, integerOption, isoTime, Output, parseTimeArgument, processIo, promptLine, runProgram, type CliIo, type Hints } from './common.js';
+
+/** CARKEY_TRACE=1: phase marks on stderr, ms since the process started (docs/performance.md). */
+const trace: PhaseTrace | undefined = process.env.CARKEY_TRACE === '1' ? lineTrace((line) => process.stderr.write(line), () => performance.now()) : undefined;
+trace?.('main-loaded');
 
 const PROGRAM = 'carkey';
 const DEFAULT_TIMEOUT_MS = 10_000;
@@ -202,7 +207,9 @@ class Context {
         clock: this.clock,
         sleep: this.sleep,
         store: this.store,
-        openTransport: () => openCentral(hciSocketPath === undefined || hciSocketPath === '' ? { transport, radio, adapter, name } : { transport, radio, adapter, name, hciSocketPath }),
+        openTransport: () =>
+          openCentral({ transport, radio, adapter, name, ...(hciSocketPath === undefined || hciSocketPath === '' ? {} : { hciSocketPath }), ...(trace === undefined ? {} : { trace }) }),
+        ...(trace === undefined ? {} : { trace }),
         progress: (event) => {
           if (event.kind === 'delivery-failed') {
             this.output.warn(describeProgress(event) ?? event.reason);
@@ -1520,6 +1527,7 @@ for (const stream of [process.stdout, process.stderr]) {
 
 const exitCode = await main(process.argv.slice(2), processIo());
 await flush(process.stdout);
+trace?.('exit');
 await flush(process.stderr);
 // noble keeps timers alive after a BLE session; exit explicitly.
 process.exit(exitCode);

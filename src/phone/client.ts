@@ -30,6 +30,7 @@
  *   the car accepted; the car's key is pinned from the signed pairing challenge.
  * - `close()` always disconnects the link and releases the radio.
  */
+import { noTrace, type PhaseTrace } from '../common/phase-trace.js';
 import { equalBytes } from '../core/bytes.js';
 import type { Grant, KeyList } from '../core/credentials.js';
 import type { Clock, Crypto, RandomSource } from '../core/crypto/index.js';
@@ -76,6 +77,8 @@ export interface ClientDeps {
   readonly openTransport: () => Promise<CentralTransport>;
   readonly store: VehicleStore;
   readonly progress?: (event: ProgressEvent) => void;
+  /** phase marks for performance work: hello, challenge, request, result (src/common/phase-trace.ts) */
+  readonly trace?: PhaseTrace;
 }
 
 export interface ClientTimeouts {
@@ -222,6 +225,7 @@ export class VehicleConnection {
     readonly challenge: ChallengeInfo,
     private readonly clock: Clock,
     private readonly onClose: () => Promise<void>,
+    private readonly trace: PhaseTrace = noTrace,
   ) {}
 
   get vehicle(): VehicleRecord {
@@ -232,6 +236,7 @@ export class VehicleConnection {
   async command(command: CommandName, args: Uint8Array = new Uint8Array(0)): Promise<Outcome<Uint8Array>> {
     if (this.ended || this.disposed) throw new CarkeyError('CK_PROTO_SESSION_CLOSED');
     let message: Uint8Array;
+    this.trace(this.requested ? 'command' : 'request', { command });
     if (!this.requested) {
       this.credential ??= chooseCredential(this.record, command, this.clock());
       message = this.session.request(this.credential, command, args);
@@ -242,6 +247,7 @@ export class VehicleConnection {
     let answer: Uint8Array;
     try {
       answer = await this.link.exchange(message);
+      this.trace('result');
     } catch (error) {
       this.ended = true; // no answer: the session's state is unknown, so it cannot carry another command
       if (isCarkeyError(error, 'CK_TRANSPORT_DISCONNECTED')) throw this.session.onLinkClosed(`no RESULT for "${command}"`);
@@ -388,7 +394,11 @@ export class CarkeyClient {
           const { link: opened, matched, address } = await this.openCarLink(transport, attempt, record, tried);
           try {
             const phone = new PhoneSession({ crypto, random: this.deps.random, identitySeed: seed, carIdentityKey: record.carIdentityKey });
-            const info = phone.onChallenge(await opened.exchange(phone.start()));
+            const trace = this.deps.trace ?? noTrace;
+            trace('hello');
+            const challengeBytes = await opened.exchange(phone.start());
+            trace('challenge');
+            const info = phone.onChallenge(challengeBytes);
             if (!info.ok && !matched && info.error.code === 'CK_PROTO_BAD_CAR_SIGNATURE' && tried.size < SIGNATURE_FALLBACK_MAX) {
               // Not our car (another carkey car nearby): try the next unmatched advertiser.
               tried.add(address);
@@ -405,7 +415,7 @@ export class CarkeyClient {
         }
       });
       this.progress({ kind: 'connected', keyListVersion: challenge.keyListVersion });
-      const connection = new VehicleConnection(link, session, record, challenge, clock, () => transport.close());
+      const connection = new VehicleConnection(link, session, record, challenge, clock, () => transport.close(), this.deps.trace);
       try {
         const delivery = await this.deliverPending(connection, seed);
         return { connection, delivery };

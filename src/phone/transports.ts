@@ -7,6 +7,7 @@
  * CarkeyErrors: CK_TRANSPORT_NO_ADAPTER (BLE), CK_TRANSPORT_RADIO_UNAVAILABLE
  * (sim broker not reachable).
  */
+import type { PhaseTrace } from '../common/phase-trace.js';
 import type { CentralTransport } from '../transport/types.js';
 
 export type TransportKind = 'sim' | 'ble';
@@ -24,6 +25,8 @@ export interface CentralOptions {
   readonly hciSocketPath?: string;
   /** this phone's name on the simulated air ([A-Za-z0-9._:-]{1,64}) */
   readonly name: string;
+  /** sim: phase marks for performance work (src/common/phase-trace.ts) */
+  readonly trace?: PhaseTrace;
 }
 
 export function isTransportKind(value: string): value is TransportKind {
@@ -34,7 +37,8 @@ export function isTransportKind(value: string): value is TransportKind {
 export async function openCentral(options: CentralOptions): Promise<CentralTransport> {
   if (options.transport === 'sim') {
     const { createSimCentral } = await import('../transport/sim.js');
-    return createSimCentral({ socketPath: options.radio ?? DEFAULT_RADIO_SOCKET, name: options.name });
+    const socketPath = options.radio ?? DEFAULT_RADIO_SOCKET;
+    return createSimCentral(options.trace === undefined ? { socketPath, name: options.name } : { socketPath, name: options.name, trace: options.trace });
   }
   const { createBleCentral } = await import('../transport/ble-central.js');
   const adapter = options.adapter ?? DEFAULT_ADAPTER;

@@ -19,6 +19,7 @@
  *   independent radios.
  */
 
+import { noTrace, type PhaseTrace } from '../common/phase-trace.js';
 import { CarkeyError, isCarkeyError, toCarkeyError } from '../core/errors.js';
 import { SimConnection, type RadioEvent } from './sim-connection.js';
 import { ChunkInbox, Handlers, OnceEvent, warnHandlerError, type HandlerErrorSink } from './sim-events.js';
@@ -33,6 +34,13 @@ export interface SimCentralOptions {
   readonly name: string;
   /** Where errors thrown by `on*` handlers go (default: a process warning). */
   readonly onHandlerError?: HandlerErrorSink;
+  /**
+   * Phase marks for performance work (src/common/phase-trace.ts): scan, advertiser seen, connect,
+   * MTU, discovery, subscription, each write and notification (with broker time `at`). With a
+   * trace the central also asks the broker for its time once the link is up (`brokerNow`), so
+   * connection events can be counted from broker times; without one nothing extra is sent.
+   */
+  readonly trace?: PhaseTrace;
 }
 
 export class SimCentralLink implements CentralLink {
@@ -45,8 +53,10 @@ export class SimCentralLink implements CentralLink {
   private readonly chunks: ChunkInbox;
   private readonly closed: OnceEvent<CloseReason>;
   private readonly rssiSamples: Handlers<[RssiSample]>;
+  private readonly trace: PhaseTrace;
 
-  constructor(connection: SimConnection, id: string, address: string, mtu: number, rssi: number | undefined, onError: HandlerErrorSink) {
+  constructor(connection: SimConnection, id: string, address: string, mtu: number, rssi: number | undefined, onError: HandlerErrorSink, trace: PhaseTrace = noTrace) {
+    this.trace = trace;
     this.connection = connection;
     this.id = id;
     this.address = address;
@@ -105,6 +115,7 @@ export class SimCentralLink implements CentralLink {
   receive(event: RadioEvent): void {
     switch (event.ev) {
       case 'notification':
+        this.trace('notification', { at: event.at, bytes: event.data.length });
         this.setRssi(event.rssi, event.at);
         this.chunks.push(event.data);
         return;
@@ -127,7 +138,9 @@ export class SimCentralLink implements CentralLink {
   private async send(chunk: Uint8Array, withResponse: boolean): Promise<void> {
     if (this.closed.happened) throw new CarkeyError('CK_TRANSPORT_DISCONNECTED', `link ${this.id} is closed`);
     if (chunk.length > this.mtuValue - ATT_HEADER_BYTES) throw chunkTooLarge(chunk.length, this.mtuValue);
+    this.trace('write', { bytes: chunk.length, withResponse: withResponse ? 1 : 0 });
     await this.connection.request({ op: 'write', linkId: this.id, data: chunk, withResponse });
+    this.trace('write-done');
   }
 
   private setRssi(rssi: number, at: number): void {
@@ -140,6 +153,7 @@ export class SimCentralTransport implements CentralTransport {
   readonly name: string;
   private readonly socketPath: string;
   private readonly onError: HandlerErrorSink;
+  private readonly trace: PhaseTrace | undefined;
   private readonly links = new Map<string, SimCentralLink>();
   private connection: Promise<SimConnection> | undefined;
   private scanners = 0;
@@ -149,10 +163,12 @@ export class SimCentralTransport implements CentralTransport {
     this.socketPath = options.socketPath;
     this.name = options.name;
     this.onError = options.onHandlerError ?? warnHandlerError;
+    this.trace = options.trace;
   }
 
   async scan(options: ScanOptions): Promise<{ readonly match: Discovery | undefined; readonly seen: readonly Discovery[] }> {
     const connection = await this.open();
+    this.trace?.('scan-start');
     const seen = new Map<string, Discovery>();
     const result = (match: Discovery | undefined): { match: Discovery | undefined; seen: readonly Discovery[] } => ({ match, seen: [...seen.values()] });
     return new Promise((resolve, reject) => {
@@ -172,7 +188,10 @@ export class SimCentralTransport implements CentralTransport {
         seen.set(discovery.address, discovery);
         try {
           options.onDiscovery?.(discovery);
-          if (options.accept?.(discovery) === true) finish(() => resolve(result(discovery)));
+          if (options.accept?.(discovery) === true) {
+            this.trace?.('adv-seen', { at: event.at });
+            finish(() => resolve(result(discovery)));
+          }
         } catch (error) {
           finish(() => reject(toCarkeyError(error)));
         }
@@ -235,11 +254,22 @@ export class SimCentralTransport implements CentralTransport {
     requestedMtu: number,
     attempt: { timedOut: boolean; connectId: number; link: SimCentralLink | undefined },
   ): Promise<SimCentralLink> {
+    const trace = this.trace ?? noTrace;
+    trace('connect');
     const sent = connection.send({ op: 'connect', address });
     attempt.connectId = sent.id;
     const opened = await sent.result;
     if (opened.linkId === undefined || opened.mtu === undefined) throw new CarkeyError('CK_TRANSPORT_RADIO_PROTOCOL', 'connect reply lacks linkId or mtu');
-    const link = new SimCentralLink(connection, opened.linkId, address, opened.mtu, opened.rssi, this.onError);
+    const link = new SimCentralLink(connection, opened.linkId, address, opened.mtu, opened.rssi, this.onError, trace);
+    trace('link-open');
+    if (this.trace !== undefined) {
+      // Broker time right after the link came up, for counting connection events (tracing only;
+      // not awaited, so the MTU request below leaves at once).
+      connection.request({ op: 'time' }).then(
+        (reply) => trace('broker-time', reply.now === undefined ? {} : { brokerNow: reply.now }),
+        () => undefined,
+      );
+    }
     this.links.set(link.id, link);
     link.onClose(() => this.links.delete(link.id));
     attempt.link = link;
@@ -251,11 +281,14 @@ export class SimCentralTransport implements CentralTransport {
       const exchanged = await connection.request({ op: 'mtu', linkId: link.id, mtu: requestedMtu });
       if (exchanged.mtu === undefined) throw new CarkeyError('CK_TRANSPORT_RADIO_PROTOCOL', 'MTU reply lacks mtu');
       link.setMtu(exchanged.mtu);
+      trace('mtu', { mtu: exchanged.mtu });
       const discovered = await connection.request({ op: 'discover', linkId: link.id });
+      trace('discovered');
       if (!(discovered.services ?? []).includes(GATT.service)) {
         throw new CarkeyError('CK_TRANSPORT_CONNECT_FAILED', `${address} does not offer the carkey service`);
       }
       await connection.request({ op: 'subscribe', linkId: link.id });
+      trace('subscribed');
     } catch (error) {
       if (isCarkeyError(error, 'CK_TRANSPORT_DISCONNECTED')) {
         throw new CarkeyError('CK_TRANSPORT_CONNECT_FAILED', `the link to ${address} closed during setup`, undefined, { cause: error });

@@ -18,7 +18,8 @@ import { registerBench, summarize, type BenchResult } from './harness.js';
 const RUNS = Math.max(2, Number(process.env.CARKEY_BENCH_E2E_RUNS ?? '20'));
 let car: Promise<CloudCar> | undefined;
 
-function rig(): Promise<CloudCar> {
+/** The rig the e2e rows share (started on first use, stopped by `stopE2e`); latency.bench.ts uses it too. */
+export function rig(): Promise<CloudCar> {
   car ??= startCloudCar();
   return car;
 }

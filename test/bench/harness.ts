@@ -152,6 +152,8 @@ export interface BenchResult {
   readonly maxNs: number;
   /** Process CPU time (user + system) per op during the timed phase, ns; undefined without a CPU clock. */
   readonly cpuNsPerOp: number | undefined;
+  /** What the times alone do not say (counts, a phase split, a floor and the ratio to it); printed after the table. */
+  readonly note?: string;
 }
 
 /** Nearest-rank percentile (q in (0, 1]) of an ascending, non-empty array. */
@@ -379,5 +381,12 @@ export function formatReport(report: BenchReport): string {
     line(header),
     line(widths.map((w) => '-'.repeat(w))),
     ...rows.map(line),
+    ...notesOf(report.results),
   ].join('\n');
+}
+
+/** The notes of the rows that have one, below the table (they are too long for a column). */
+function notesOf(results: readonly BenchResult[]): string[] {
+  const noted = results.filter((r) => r.note !== undefined && r.note !== '');
+  return noted.length === 0 ? [] : ['', 'notes:', ...noted.map((r) => `  ${r.name}: ${r.note ?? ''}`)];
 }

@@ -33,6 +33,9 @@ import './unlock.bench.js';
 // ---------------------------------------------------------------------------
 // End to end through real processes: `carkey unlock` over the sim radio, cloud healthy and each fault (rig stopped at the end):
 import { stopE2e } from './e2e.bench.js';
+// Where `carkey unlock`'s time goes (phases, GATT round trips, connection events, floors at 30 and 7.5 ms),
+// carkeyd cold start and RSS over 10,000 unlocks (its own rig, stopped at the end):
+import { stopLatency } from './latency.bench.js';
 // carkey-cloud under load (autocannon against a carkey-cloud process; SQLite, and PostgreSQL when reachable):
 import './cloud.bench.js';
 
@@ -67,6 +70,7 @@ async function main(argv: readonly string[]): Promise<number> {
     results = await runBenchmarks(selected, timing);
   } finally {
     await stopE2e();
+    await stopLatency();
   }
   const report: BenchReport = {
     date: new Date().toISOString(),
