@@ -38,7 +38,7 @@ const crypto = createCrypto('node');
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 let rig: CarRig;
-let ownerSeed = new Uint8Array(32);
+let ownerSeed: Uint8Array = new Uint8Array(32);
 let attackers: Attackers;
 
 function carkey(...args: string[]): Promise<CliResult> {
