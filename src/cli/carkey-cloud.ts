@@ -1,7 +1,7 @@
 /**
  * `carkey-cloud`: the optional relay's command line.
  *
- *   carkey-cloud serve --port 8443 --host 127.0.0.1 --data DIR [--mqtt URL] [--faults]
+ *   carkey-cloud serve --port 8443 --host 127.0.0.1 --data DIR [--mqtt URL] [--faults] [--app DIR | --no-app]
  *   DATABASE_URL=postgres://… carkey-cloud serve --port 8443
  *   carkey-cloud migrate [--data DIR]
  *
@@ -13,6 +13,9 @@
  * catalog's: 2 bad flags or configuration (port in use included), 6 the
  * database or broker cannot be reached, 1 a bug.
  */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
 import type { Logger } from 'pino';
 import { CarkeyError, ExitCode, toCarkeyError } from '../core/errors.js';
@@ -27,6 +30,8 @@ import type { LogLevel } from '../common/logger.js';
 import { configureCommander, configureSubcommands, integerOption, Output, processIo, runProgram, type CliIo, type Hints } from './common.js';
 
 const PROGRAM = 'carkey-cloud';
+/** dist/web, built by `npm run build` next to this program (dist/src/cli/carkey-cloud.js). */
+const BUILT_WEB_APP = fileURLToPath(new URL('../../web', import.meta.url));
 
 const HINTS: Hints = {
   CK_CLOUD_STORE: 'check that the database is reachable (DATABASE_URL) or that --data is a writable directory',
@@ -45,6 +50,8 @@ interface ServeFlags extends StoreFlags {
   readonly logLevel: LogLevel;
   readonly rateKey: number;
   readonly rateIp: number;
+  /** the built web app to serve at /app/ (false: --no-app; undefined: dist/web when it was built) */
+  readonly app?: string | false;
 }
 
 async function openStore(flags: StoreFlags, io: CliIo, logger: Logger | undefined): Promise<CloudStore> {
@@ -72,10 +79,14 @@ async function serve(flags: ServeFlags, io: CliIo): Promise<void> {
     const version = await store.migrate(Date.now());
     logger.info({ store: store.dialect, schemaVersion: version }, 'database ready');
     if (flags.mqtt !== undefined) notices = await connectMqttNotices({ url: flags.mqtt, logger });
+    if (typeof flags.app === 'string' && !existsSync(join(flags.app, 'index.html'))) throw new CarkeyError('CK_CONFIG_INVALID', `--app ${flags.app}: no index.html there (build it with \`npm run build\`)`);
+    const webRoot = flags.app === false ? undefined : (flags.app ?? (existsSync(join(BUILT_WEB_APP, 'index.html')) ? BUILT_WEB_APP : undefined));
+    if (webRoot === undefined && flags.app !== false) logger.info('the web app is not built (npm run build); /app is not served');
     const app = await buildCloudApp({
       store,
       logger,
       notices,
+      ...(webRoot === undefined ? {} : { webRoot }),
       faults: flags.faults === true,
       limits: { perKeyPerMinute: flags.rateKey, perIpPerMinute: flags.rateIp },
     });
@@ -143,6 +154,8 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
     .option('--data <dir>', 'data directory for the SQLite file (not with DATABASE_URL)')
     .option('--mqtt <url>', 'also publish change notices to this MQTT broker (mqtt://host:1883)')
     .option('--faults', 'enable the loopback-only fault switch POST /_faults (tests and the demo)')
+    .option('--app <dir>', 'serve the built web app from this directory at /app/ (default: dist/web when built)')
+    .option('--no-app', 'do not serve the web app')
     .addOption(new Option('--log-level <level>', 'log level').choices(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'))
     .addOption(new Option('--rate-key <n>', 'signed requests per key per minute (0 = no limit)').default(DEFAULT_LIMITS.perKeyPerMinute).argParser(integerOption('--rate-key', 0, 10_000_000)))
     .addOption(new Option('--rate-ip <n>', 'requests per client IP per minute (0 = no limit)').default(DEFAULT_LIMITS.perIpPerMinute).argParser(integerOption('--rate-ip', 0, 100_000_000)))

@@ -16,30 +16,44 @@
  * - Documents are returned as bytes; verifying them is the caller's job,
  *   with src/core (the cloud is untrusted).
  * - It is never imported by the car's entry path (authorizer, link handler).
+ * - It runs in a browser as in Node (the web app uses it): only fetch,
+ *   streams and AbortSignal, the body read through a stream reader; the
+ *   caller's identity is a seed or an async Signer (a non-extractable
+ *   WebCrypto key), whose signature is checked before it is sent.
  */
 import { fromBase64Url, fromHex, toBase64Url, toHex } from '../core/bytes.js';
-import { signRequest } from '../core/cloud-auth.js';
+import { CLOUD_HEADERS, REQUEST_NONCE_LENGTH, requestSigningBytes, signRequest, type RequestToSign, type SignedHeaders } from '../core/cloud-auth.js';
 import type { Clock, Crypto, RandomSource } from '../core/crypto/index.js';
 import { CarkeyError, isErrorCode } from '../core/errors.js';
+import { checkedSign, type Signer } from '../core/signer.js';
 
 export const MAX_RESPONSE_BYTES = 1024 * 1024;
 export const DEFAULT_CLOUD_TIMEOUT_MS = 10_000;
 /** Longest long-poll the cloud holds (docs/cloud.md). */
 export const MAX_WAIT_SECONDS = 60;
 
-export interface CloudClientOptions {
+interface CloudClientBase {
   /** e.g. http://127.0.0.1:8443 (no trailing path) */
   readonly baseUrl: string;
   readonly crypto: Crypto;
   readonly random: RandomSource;
   /** wall clock ms, for the request time */
   readonly clock: Clock;
-  /** the caller's Ed25519 seed; read at each request, so it can be wiped by the owner of the bytes */
-  readonly seed: () => Uint8Array;
   readonly timeoutMs?: number;
   /** injectable for tests (default: global fetch) */
   readonly fetch?: typeof fetch;
 }
+
+/** Who signs the requests: a seed (CLI, car) or a Signer (the web app's device-bound key). */
+export type CloudClientOptions = CloudClientBase &
+  (
+    | {
+        /** the caller's Ed25519 seed; read at each request, so it can be wiped by the owner of the bytes */
+        readonly seed: () => Uint8Array;
+        readonly signer?: undefined;
+      }
+    | { readonly signer: Signer; readonly seed?: undefined }
+  );
 
 export interface CloudAnswer {
   readonly status: number;
@@ -120,10 +134,14 @@ async function readCapped(response: Response): Promise<Uint8Array> {
   if (stream === null) return new Uint8Array(0);
   const chunks: Uint8Array[] = [];
   let total = 0;
-  for await (const value of stream as AsyncIterable<Uint8Array>) {
+  // A reader, not `for await`: not every browser makes a ReadableStream async-iterable.
+  const reader = (stream as ReadableStream<Uint8Array>).getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
     total += value.length;
     if (total > MAX_RESPONSE_BYTES) {
-      await stream.cancel().catch(() => undefined);
+      await reader.cancel().catch(() => undefined);
       throw badResponse(`answer larger than ${MAX_RESPONSE_BYTES} bytes`);
     }
     chunks.push(value);
@@ -144,7 +162,8 @@ export class CloudClient {
 
   constructor(private readonly options: CloudClientOptions) {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_CLOUD_TIMEOUT_MS;
-    this.fetchImpl = options.fetch ?? fetch;
+    // Called as a plain function: a browser's fetch throws "Illegal invocation" when called as a method of another object.
+    this.fetchImpl = options.fetch ?? ((input, init) => fetch(input, init));
     let url: URL;
     try {
       url = new URL(options.baseUrl);
@@ -168,8 +187,7 @@ export class CloudClient {
     const bodyText = options.body === undefined ? '' : JSON.stringify(options.body);
     const bodyBytes = new TextEncoder().encode(bodyText);
     const fullPath = new URL(this.base).pathname.replace(/\/+$/, '') + path;
-    const seed = this.options.seed();
-    const signed = signRequest(this.options.crypto, this.options.random, seed, { method, path: fullPath, query, body: bodyBytes }, this.options.clock());
+    const signed = await this.sign({ method, path: fullPath, query, body: bodyBytes }, this.options.clock());
     const deadline = this.timeoutMs + (options.waitS ?? 0) * 1000;
     const timeout = AbortSignal.timeout(deadline);
     const signal = options.signal === undefined ? timeout : AbortSignal.any([timeout, options.signal]);
@@ -202,6 +220,21 @@ export class CloudClient {
     const accepted = options.accept ?? [200];
     if (accepted.includes(response.status)) return { status: response.status, headers: response.headers, body };
     throw this.refusal(response.status, body);
+  }
+
+  private async sign(request: RequestToSign, timeMs: number): Promise<SignedHeaders> {
+    const { crypto, random } = this.options;
+    if (this.options.seed !== undefined) return signRequest(crypto, random, this.options.seed(), request, timeMs);
+    const signer = this.options.signer;
+    const time = Math.floor(timeMs);
+    const nonce = random(REQUEST_NONCE_LENGTH);
+    const signature = await checkedSign(crypto, signer, requestSigningBytes(crypto, request, time, nonce));
+    return {
+      [CLOUD_HEADERS.key]: toHex(signer.publicKey),
+      [CLOUD_HEADERS.time]: String(time),
+      [CLOUD_HEADERS.nonce]: toHex(nonce),
+      [CLOUD_HEADERS.signature]: toHex(signature),
+    };
   }
 
   private transportError(error: unknown, timeout: AbortSignal, deadline: number): CarkeyError {

@@ -20,6 +20,8 @@
  *   with the current state), hung fault connections are destroyed, new
  *   requests get 503, in-flight ones finish. The store is the caller's to close.
  * - Logs carry no keys, signatures, headers or documents (logger.ts).
+ * - CORS allows any origin (no cookies; every private call is signed), and
+ *   with `webRoot` the web app is served at /app/ (routes/web-app.ts).
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -46,6 +48,7 @@ import { COMMAND_RETENTION_MS, registerCommandRoutes } from './routes/commands.j
 import { registerKeyListRoutes } from './routes/key-lists.js';
 import { registerMailboxRoutes } from './routes/mailbox.js';
 import { registerOpsRoutes } from './routes/ops.js';
+import { installCors, registerWebApp } from './routes/web-app.js';
 import { BODY_LIMIT } from './schemas.js';
 import type { CloudStore } from './store.js';
 import { packageVersion } from './version.js';
@@ -80,6 +83,8 @@ export interface CloudAppOptions {
   readonly replayWindowMs?: number;
   /** serve OpenAPI at /docs (default true) */
   readonly docs?: boolean;
+  /** serve the built web app (dist/web) from this directory at /app/ (routes/web-app.ts); default: not served */
+  readonly webRoot?: string;
 }
 
 const UNLIMITED_PATHS = new Set(['/health', '/ready', '/metrics']);
@@ -159,6 +164,8 @@ export async function buildCloudApp(options: CloudAppOptions): Promise<FastifyIn
   });
   app.setNotFoundHandler((request, reply) => reply.code(404).send(errorBody(badRequest(`no route ${request.method} ${redactUrl(request.url.split('?')[0] ?? '')}`, { reason: 'no-route' }))));
 
+  // First hook of all, so refusals (rate limits, auth) carry the CORS header too: a page elsewhere reads why.
+  installCors(app);
   await app.register(rateLimit, { global: false, cache: 100_000 });
   const ipLimiter = limits.perIpPerMinute > 0 ? app.createRateLimit({ max: limits.perIpPerMinute, timeWindow: 60_000, keyGenerator: (request) => `ip:${normalizeIP(request.socket.remoteAddress ?? request.ip)}` }) : undefined;
   const keyLimiter = limits.perKeyPerMinute > 0 ? app.createRateLimit({ max: limits.perKeyPerMinute, timeWindow: 60_000, keyGenerator: (request) => `key:${request.caller?.keyHex ?? ''}` }) : undefined;
@@ -227,6 +234,7 @@ export async function buildCloudApp(options: CloudAppOptions): Promise<FastifyIn
   if (options.faults === true) installFaults(app, new FaultSwitch(), options.trickleByteMs === undefined ? {} : { trickleByteMs: options.trickleByteMs });
 
   registerOpsRoutes(app, context);
+  if (options.webRoot !== undefined) await registerWebApp(app, options.webRoot);
   await app.register((scope, _options, done) => {
     installAuth(scope, {
       context,
