@@ -75,6 +75,10 @@ export const AUDIT_KINDS = [
   'refusal-summary',
   /** the oldest entries up to a signed checkpoint were deleted (fields fromSeq, throughSeq, entries) */
   'audit-pruned',
+  /** the car locked itself again: unlocked, and no door opened within autoRelock.afterMs (fields afterMs, reason) */
+  'auto-relock',
+  /** the car locked itself: the phone that unlocked it walked away (fields key, reason link-lost|rssi, rssi, ...) */
+  'walk-away',
 ] as const;
 export type AuditKind = (typeof AUDIT_KINDS)[number];
 

@@ -65,6 +65,23 @@ const CLOUD_SCHEMA: Schema = {
   },
 };
 
+/** autoRelock / walkAwayLock: absent or null = off, an object = on (missing fields take the defaults in config.ts). */
+const AUTO_RELOCK_SCHEMA: Schema = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: { afterMs: integer(1000, 600_000) },
+};
+const WALK_AWAY_SCHEMA: Schema = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: {
+    leaveRssi: integer(-127, 20),
+    hysteresisDb: integer(0, 40),
+    graceMs: integer(0, 60_000),
+    doorWaitMs: integer(0, 1_800_000),
+  },
+};
+
 /** The config file's schema (every key optional; defaults in config.ts). */
 export const CONFIG_SCHEMA: Schema = {
   $schema: 'http://json-schema.org/draft-07/schema#',
@@ -112,6 +129,8 @@ export const CONFIG_SCHEMA: Schema = {
     auditSummaryEveryMs: integer(1000, 3_600_000),
     cryptoBackend: { enum: ['node', 'tweetnacl'] },
     cloud: CLOUD_SCHEMA,
+    autoRelock: AUTO_RELOCK_SCHEMA,
+    walkAwayLock: WALK_AWAY_SCHEMA,
   },
 };
 

@@ -13,6 +13,8 @@ import { readFileSync } from 'node:fs';
 import { CarkeyError } from '../core/errors.js';
 import { PIN_PATTERN } from '../core/payloads.js';
 import { INTEGER_KEYS, parseIntegerFlag, validateConfigFile } from './config-schema.js';
+import type { AutoRelockSettings } from './auto-relock.js';
+import type { WalkAwaySettings } from './walk-away.js';
 
 export type TransportKind = 'ble' | 'sim';
 
@@ -67,7 +69,14 @@ export interface DaemonConfig {
   readonly cryptoBackend: 'node' | 'tweetnacl';
   /** The optional cloud sync worker (src/vehicle/sync); undefined = no cloud, nothing is contacted. */
   readonly cloud: CloudConfig | undefined;
+  /** Lock again when no door opened within afterMs of an unlock; undefined = off (docs/operations.md). */
+  readonly autoRelock: AutoRelockSettings | undefined;
+  /** Lock when the phone that unlocked over BLE walks away; undefined = off (docs/operations.md). */
+  readonly walkAwayLock: WalkAwaySettings | undefined;
 }
+
+export const AUTO_RELOCK_DEFAULTS: AutoRelockSettings = { afterMs: 30_000 };
+export const WALK_AWAY_DEFAULTS: WalkAwaySettings = { leaveRssi: -80, hysteresisDb: 6, graceMs: 5000, doorWaitMs: 120_000 };
 
 // --- the `cloud` section (owned by the sync worker, src/vehicle/sync) ---------
 
@@ -141,6 +150,8 @@ export const DEFAULTS: DaemonConfig = {
   auditSummaryEveryMs: 60_000,
   cryptoBackend: 'node',
   cloud: undefined,
+  autoRelock: undefined,
+  walkAwayLock: undefined,
 };
 
 type Key = keyof DaemonConfig;
@@ -258,6 +269,21 @@ function cloudSection(value: unknown, key: string): CloudConfig | undefined {
   return Object.freeze(cloud);
 }
 
+/** An optional section of integer settings: absent or null = off; `{}` = on with the defaults. */
+function integerSection<T extends object>(defaults: T, ranges: Readonly<Record<keyof T, Check>>): Check {
+  return (value, key) => {
+    if (value === undefined || value === null) return undefined;
+    const given = object(value, key);
+    for (const name of Object.keys(given)) {
+      if (!(name in ranges)) throw new CarkeyError('CK_CONFIG_INVALID', `unknown setting "${key}.${name}" in the config file`);
+    }
+    const merged: Record<string, unknown> = { ...defaults, ...given };
+    const out: Record<string, unknown> = {};
+    for (const name of Object.keys(ranges) as (keyof T & string)[]) out[name] = ranges[name](merged[name], `${key}.${name}`);
+    return Object.freeze(out);
+  };
+}
+
 const CHECKS: Readonly<Record<Key, Check>> = {
   transport: oneOf('ble', 'sim'),
   adapter: text(/^hci[0-9]{1,2}$/, 'an adapter name like hci0'),
@@ -300,6 +326,8 @@ const CHECKS: Readonly<Record<Key, Check>> = {
   auditSummaryEveryMs: int(1000, 3_600_000),
   cryptoBackend: oneOf('node', 'tweetnacl'),
   cloud: cloudSection,
+  autoRelock: integerSection(AUTO_RELOCK_DEFAULTS, { afterMs: int(1000, 600_000) }),
+  walkAwayLock: integerSection(WALK_AWAY_DEFAULTS, { leaveRssi: int(-127, 20), hysteresisDb: int(0, 40), graceMs: int(0, 60_000), doorWaitMs: int(0, 1_800_000) }),
 };
 
 export function loadConfigFile(file: string): Record<string, unknown> {

@@ -29,6 +29,8 @@
  *   (boundary.ts); a failure is logged (throttled) and counted.
  * - Advertising carries the rotating identifier (rotated every epoch and on
  *   pairing-mode changes) and the pairing flag.
+ * - The car locks itself only through auto-lock.ts (auto-relock, walk-away
+ *   lock; both off unless configured), which observes every actuator call.
  * - `stop()` drops links, stops advertising, closes the status server,
  *   writes a final audit checkpoint and releases the state lock.
  */
@@ -44,6 +46,7 @@ import { toHex } from '../core/bytes.js';
 import type { PeripheralLink, PeripheralTransport } from '../transport/types.js';
 import type { ActuatorPort, HardwareEvent } from './actuator.js';
 import { AuditWriter } from './audit-writer.js';
+import { AutoLock } from './auto-lock.js';
 import { guarded } from './boundary.js';
 import type { DaemonConfig } from './config.js';
 import { openHardware } from './hw-driver.js';
@@ -128,11 +131,24 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
     };
     guarded(logger, 'audit housekeeping at boot', housekeeping, boundary)();
 
-    const actuator = deps.actuator ?? (await openHardware(config.hardware, { logger: logger.child({ part: 'hardware' }) }));
-    if (deps.actuator === undefined) cleanups.push(() => actuator.close());
+    const hardware = deps.actuator ?? (await openHardware(config.hardware, { logger: logger.child({ part: 'hardware' }) }));
+    if (deps.actuator === undefined) cleanups.push(() => hardware.close());
+    const links = new Set<LinkHandler>();
+    // Auto-relock and walk-away lock (both off by default): everyone acts through its observing port.
+    const autoLock = new AutoLock({
+      autoRelock: config.autoRelock,
+      walkAway: config.walkAwayLock,
+      hardware,
+      audit,
+      logger: logger.child({ part: 'auto-lock' }),
+      monotonic,
+      boundary,
+      links: () => [...links].filter((l) => l.state === 'authenticated').map((l) => ({ key: l.peer === undefined ? undefined : keyIdOf(crypto, l.peer.key), rssi: l.link.rssi() })),
+    });
+    cleanups.push(() => autoLock.stop());
+    const actuator = autoLock.port;
     const pairing = new PairingController({ windowMs: config.pairingWindowMs, keycards: config.keycards, isPaired: () => keyList !== undefined });
     const globalLimiter = new TokenBucket(config.globalRate, config.globalBurst, monotonic());
-    const links = new Set<LinkHandler>();
     const pinGuard = new PinGuard();
     const show = (rows: readonly string[]): void => {
       actuator.display(rows.map((row) => row.slice(0, 20))).catch((error: unknown) => logger.warn({ err: (error as Error).message }, 'display failed'));
@@ -279,6 +295,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
             metrics.connectionsTotal.inc({ event: 'replaced' });
             void other.drop('replaced by a newer link of the same key');
           }
+          if (authenticated.peer !== undefined) autoLock.authenticated(keyIdOf(crypto, authenticated.peer.key), authenticated.link);
           updateGauges();
         },
         vehicleId,
@@ -289,6 +306,9 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
         keyList: () => keyList,
         onKeyListChanged,
         show,
+        onUnlocked: (unlocked: LinkHandler) => {
+          if (unlocked.peer !== undefined) autoLock.bleUnlocked(keyIdOf(crypto, unlocked.peer.key), unlocked.link);
+        },
       });
       links.add(handler);
       metrics.connectionsTotal.inc({ event: 'accepted' });

@@ -84,6 +84,8 @@ export interface LinkDeps {
   readonly onKeyListChanged: (list: KeyList) => void;
   /** Show the pairing code / messages on the car's display. */
   readonly show: (rows: readonly string[]) => void;
+  /** Called after this link's unlock or passiveUnlock was carried out (walk-away lock watches that phone). */
+  readonly onUnlocked?: (link: LinkHandler) => void;
 }
 
 export type LinkState = 'unauthenticated' | 'pairing' | 'authenticated' | 'closed';
@@ -430,6 +432,7 @@ export class LinkHandler {
       deps.audit.append('decision', { ...audit, result: 'allow', role: decision.role, ...(outcome.detail ?? {}) });
       deps.metrics.decisions.inc({ result: 'allow', reason: 'none', command });
       this.log.info({ command, subject: decision.subject, role: decision.role }, 'allowed');
+      if (command === 'unlock' || command === 'passiveUnlock') guarded(this.log, 'unlocked handler', () => deps.onUnlocked?.(this))();
       await this.send(this.session.respond(event.seq, { status: 'ok', payload: outcome.payload ?? new Uint8Array(0) }));
     } else {
       deps.audit.append('decision', { ...audit, result: 'allow', role: decision.role, failed: outcome.error.code });

@@ -12,10 +12,16 @@ export interface ProximityThresholds {
 }
 
 export class ProximityTracker {
-  private isNear = false;
+  private isNear: boolean;
   private last: number | undefined;
 
-  constructor(private readonly thresholds: ProximityThresholds) {}
+  /** `startNear`: the link is known to be near already (walk-away watches a phone that just unlocked). */
+  constructor(
+    private readonly thresholds: ProximityThresholds,
+    startNear = false,
+  ) {
+    this.isNear = startNear;
+  }
 
   /** Feed one RSSI sample (dBm) or undefined when the radio has none. */
   observe(rssi: number | undefined): boolean {
