@@ -50,6 +50,7 @@ import { checkName, isValidName, MAX_ISSUED_GRANTS, uniqueName, type VehicleReco
 import { webCommand, type WebCommandOptions } from '../web/server/command.js';
 import { carkeyVersion } from '../common/version.js';
 import { lineTrace, type PhaseTrace } from '../common/phase-trace.js';
+import { fileAddressHints } from '../phone/address-hints.js';
 import { COMMON_HINTS, configureCommander, configureSubcommands, integerOption, isoTime, Output, parseTimeArgument, processIo, promptLine, runProgram, type CliIo, type Hints } from './common.js';
 
 /** CARKEY_TRACE=1: phase marks on stderr, ms since the process started (docs/performance.md). */
@@ -210,6 +211,8 @@ class Context {
         openTransport: () =>
           openCentral({ transport, radio, adapter, name, ...(hciSocketPath === undefined || hciSocketPath === '' ? {} : { hciSocketPath }), ...(trace === undefined ? {} : { trace }) }),
         ...(trace === undefined ? {} : { trace }),
+        // the sim radio can connect to an address it has not scanned yet (noble cannot)
+        ...(transport === 'sim' ? { addressHints: fileAddressHints(this.store.paths.home) } : {}),
         progress: (event) => {
           if (event.kind === 'delivery-failed') {
             this.output.warn(describeProgress(event) ?? event.reason);

@@ -31,7 +31,7 @@
  * - `close()` always disconnects the link and releases the radio.
  */
 import { noTrace, type PhaseTrace } from '../common/phase-trace.js';
-import { equalBytes } from '../core/bytes.js';
+import { equalBytes, toHex } from '../core/bytes.js';
 import type { Grant, KeyList } from '../core/credentials.js';
 import type { Clock, Crypto, RandomSource } from '../core/crypto/index.js';
 import { CarkeyError, isCarkeyError, toCarkeyError, type ErrorCode, type Result } from '../core/errors.js';
@@ -43,6 +43,7 @@ import { centralChunks, MessageChannel } from '../transport/channel.js';
 import type { CentralLink, CentralTransport, Discovery } from '../transport/types.js';
 import { decodeAuditPage, type AuditPage } from '../core/audit-page.js';
 import { seedSigner } from '../core/signer.js';
+import type { AddressHints } from './address-hints.js';
 import { buildPairingKeyList, checkCarKeyList, checkPairingRequirement, pendingAfterDelivery } from './key-lists.js';
 import { deliverPending, type DeliveryReport, type Outcome } from './pending-delivery.js';
 import { checkName, isValidName, uniqueName, type VehicleRecord } from './vehicle-record.js';
@@ -79,6 +80,14 @@ export interface ClientDeps {
   readonly progress?: (event: ProgressEvent) => void;
   /** phase marks for performance work: hello, challenge, request, result (src/common/phase-trace.ts) */
   readonly trace?: PhaseTrace;
+  /**
+   * Where each car was last reached, for a transport that can connect to an address it has not
+   * scanned yet (the sim radio; noble cannot): the connection to the remembered address is then
+   * started together with the scan and completes at the car's first advertising event, not at
+   * the one after the scan heard it. Still used only if the scan sees the car's rotating id at
+   * that address; the CHALLENGE signature is checked as always.
+   */
+  readonly addressHints?: AddressHints;
 }
 
 export interface ClientTimeouts {
@@ -392,6 +401,7 @@ export class CarkeyClient {
       const { link, session, challenge } = await this.withRetries(async (attempt) => {
         for (;;) {
           const { link: opened, matched, address } = await this.openCarLink(transport, attempt, record, tried);
+          if (matched) this.deps.addressHints?.set(toHex(record.vehicleId), address);
           try {
             const phone = new PhoneSession({ crypto, random: this.deps.random, identitySeed: seed, carIdentityKey: record.carIdentityKey });
             const trace = this.deps.trace ?? noTrace;
@@ -520,6 +530,7 @@ export class CarkeyClient {
     };
     const untried = (discovery: Discovery): boolean => !tried.has(discovery.address) && decodeServiceData(discovery.serviceData) !== undefined;
     const target = `"${record.name}"`;
+    const early = this.earlyConnect(transport, record, tried);
     this.progress({ kind: 'scanning', target, timeoutMs: scanMs });
     // First look for the rotating id; a car whose clock is far off advertises another one, so
     // after SIGNATURE_FALLBACK_AFTER_MS take an unmatched carkey advertiser (some stacks report
@@ -534,6 +545,7 @@ export class CarkeyClient {
       seen = Math.max(seen, rest.seen.length);
     }
     if (chosen === undefined) {
+      early?.abandon();
       const detail =
         seen === 0
           ? `no carkey car seen within ${scanMs} ms`
@@ -541,13 +553,40 @@ export class CarkeyClient {
       throw new CarkeyError('CK_TRANSPORT_NOT_FOUND', detail);
     }
     if (!matches(chosen) && this.left() <= 0) {
+      early?.abandon();
       // Only an unverified candidate, and no time left to check its signature: the car was not found in time.
       throw new CarkeyError('CK_TRANSPORT_NOT_FOUND', `${seen} carkey car(s) nearby, but none showed it is ${target} within the command's deadline (${this.timeouts.deadlineMs ?? 0} ms): if ${target} was factory-reset, pair again with \`carkey pair\`; otherwise move closer or allow more time (--timeout)`);
     }
     this.progress({ kind: 'found', address: chosen.address, rssi: chosen.rssi });
     this.progress({ kind: 'connecting', address: chosen.address, attempt });
-    const link = await transport.connect(chosen, { timeoutMs: this.within(connectMs) });
+    const link = (await early?.take(chosen.address)) ?? (await transport.connect(chosen, { timeoutMs: this.within(connectMs) }));
     return { link: new Link(link, new MessageChannel(centralChunks(link)), answerMs, this.within), matched: matches(chosen), address: chosen.address };
+  }
+
+  /**
+   * The connection to the car's remembered address, started before the scan (first try of a
+   * connection only, transports that support it). `take(address)` gives its link when the scan
+   * chose that address (undefined if it failed: connect normally); otherwise, and on `abandon`,
+   * a link it opens later is closed at once.
+   */
+  private earlyConnect(transport: CentralTransport, record: VehicleRecord, tried: ReadonlySet<string>): { take: (address: string) => Promise<CentralLink | undefined>; abandon: () => void } | undefined {
+    const hint = tried.size === 0 ? this.deps.addressHints?.get(toHex(record.vehicleId)) : undefined;
+    if (hint === undefined) return undefined;
+    const pending = transport.connect({ address: hint, localName: undefined, serviceData: undefined, rssi: undefined }, { timeoutMs: this.within(this.timeouts.connectMs) });
+    pending.catch(() => undefined); // a failure is seen in `take` (or never matters)
+    const abandon = (): void => {
+      pending.then((link) => link.disconnect(), () => undefined).catch(() => undefined);
+    };
+    return {
+      take: async (address) => {
+        if (address !== hint) {
+          abandon();
+          return undefined;
+        }
+        return pending.catch(() => undefined);
+      },
+      abandon,
+    };
   }
 
   private async scanAndConnect(

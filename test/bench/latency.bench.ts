@@ -26,7 +26,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hardwareCtl, runCli, startDaemonProcess, startProgram, startRig, stopProgram, stopRig, type CarRig } from '../../firmware-sim/rig.js';
-import { fromHex } from '../../src/core/bytes.js';
+import { fromHex, toHex } from '../../src/core/bytes.js';
+import type { PhoneCredential } from '../../src/core/phone-session.js';
+import { decodeShare } from '../../src/phone/share.js';
 import { createCrypto } from '../../src/core/crypto/index.js';
 import { createSimCentral, setLinkProfile, setRadioSettings } from '../../src/transport/sim.js';
 import { KeyStore } from '../../src/phone/keystore.js';
@@ -220,8 +222,18 @@ registerBench('carkeyd/cold-start-to-advertising', {
   },
 });
 
-/** Pair an owner phone through the CLI as a person does (button, code, long press); its seed. */
-async function pairOwner(car: CarRig): Promise<Uint8Array> {
+/** A phone for the RSS loop: the car keeps one link per key, so each phone has its own key. */
+interface Phone {
+  readonly seed: Uint8Array;
+  readonly credential: PhoneCredential;
+}
+
+/**
+ * Pair an owner phone through the CLI as a person does (button, code, long press), then give
+ * `guests` more phones a guest grant each (`carkey share --to`).
+ */
+async function pairPhones(car: CarRig, guests: number): Promise<Phone[]> {
+  const crypto = createCrypto('node');
   const home = join(car.dir, 'owner');
   const carkey = (...args: string[]): ReturnType<typeof runCli> => runCli('src/cli/carkey.js', ['--home', home, '--transport', 'sim', '--radio', car.radio, '--quiet', ...args]);
   const keygen = await carkey('keygen');
@@ -234,7 +246,16 @@ async function pairOwner(car: CarRig): Promise<Uint8Array> {
   const paired = await pairing;
   if (paired.code !== 0) throw new Error(`pair: ${paired.stderr}`);
   const store = new KeyStore(home, { crypto: createCrypto('node'), random: (n) => new Uint8Array(randomBytes(n)), clock: () => Date.now(), sleep: (t) => new Promise((r) => setTimeout(r, t)) });
-  return store.unlockSeed(() => Promise.resolve(undefined));
+  const phones: Phone[] = [{ seed: await store.unlockSeed(() => Promise.resolve(undefined)), credential: { kind: 'owner' } }];
+  for (let i = 0; i < guests; i++) {
+    const seed = new Uint8Array(randomBytes(32));
+    const share = await carkey('share', '--role', 'guest', '--until', '+1d', '--to', toHex(crypto.publicKeyFromSeed(seed)), '--json');
+    if (share.code !== 0) throw new Error(`share: ${share.stderr}`);
+    const bundle = decodeShare(crypto, (JSON.parse(share.stdout) as { share: string }).share);
+    if (!bundle.ok) throw bundle.error;
+    phones.push({ seed, credential: { kind: 'grant', bytes: bundle.value.grant.bytes } });
+  }
+  return phones;
 }
 
 const isOk = (outcome: RawOutcome): boolean => outcome.kind === 'result' && outcome.result.status === 'ok';
@@ -263,10 +284,10 @@ async function rssLoop(name: string, car: CarRig, pid: number): Promise<BenchRes
   const carIdentityKey = fromHex(String(car.daemon?.ready.vehicleKey));
   if (carIdentityKey === undefined) throw new Error(`${name}: no vehicle key in the ready line`);
   // The e2e rig pairs its owner through the CLI; this car has none, so pair one the same way.
-  const seed = await pairOwner(car);
+  const PHONES = 6;
+  const phones = await pairPhones(car, PHONES - 1);
   await setRadioSettings(car.radio, { advertisingIntervalMs: 20 });
   await setLinkProfile(car.radio, { connectionIntervalMs: 7.5 });
-  const PHONES = 6;
   const PER_SESSION = 100;
   const samples: number[] = [];
   const rss: number[] = [rssKiB(pid)];
@@ -275,7 +296,10 @@ async function rssLoop(name: string, car: CarRig, pid: number): Promise<BenchRes
   const t0 = process.hrtime.bigint();
   const phone = async (index: number): Promise<void> => {
     while (done < RSS_UNLOCKS) {
-      const session: RawSession = await openRawSession({ crypto, radio: car.radio, carIdentityKey, identitySeed: seed, credential: { kind: 'owner' }, command: 'unlock', name: `rss-${index}-${randomBytes(2).toString('hex')}` });
+      const mine = phones[index];
+      if (mine === undefined) throw new Error(`${name}: no phone ${index}`);
+      const { seed, credential } = mine;
+      const session: RawSession = await openRawSession({ crypto, radio: car.radio, carIdentityKey, identitySeed: seed, credential, command: 'unlock', name: `rss-${index}-${randomBytes(2).toString('hex')}` });
       try {
         if (!isOk(session.first)) throw new Error(`${name}: unlock answered ${JSON.stringify(session.first)}`);
         done += 1;
