@@ -20,7 +20,8 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { hostname, homedir } from 'node:os';
 import { Argument, Command, Option } from 'commander';
-import qrcode from 'qrcode-terminal';
+import { createRequire } from 'node:module';
+import type qrcodeTerminal from 'qrcode-terminal';
 import { fromHex, toHex } from '../core/bytes.js';
 import { signGrant, type Grant, type KeyList } from '../core/credentials.js';
 import { createCrypto, type Clock, type RandomSource } from '../core/crypto/index.js';
@@ -47,7 +48,7 @@ import { writeFileAtomic } from '../phone/private-files.js';
 import { decodeShare, encodeShare, MAX_SHARE_TEXT, type ShareBundle } from '../phone/share.js';
 import { DEFAULT_ADAPTER, DEFAULT_RADIO_SOCKET, isTransportKind, openCentral, TRANSPORT_KINDS, type TransportKind } from '../phone/transports.js';
 import { checkName, isValidName, MAX_ISSUED_GRANTS, uniqueName, type VehicleRecord } from '../phone/vehicle-record.js';
-import { webCommand, type WebCommandOptions } from '../web/server/command.js';
+import type { WebCommandOptions } from '../web/server/command.js';
 import { carkeyVersion } from '../common/version.js';
 import { lineTrace, type PhaseTrace } from '../common/phase-trace.js';
 import { fileAddressHints } from '../phone/address-hints.js';
@@ -577,7 +578,11 @@ function parsePermissions(list: string | undefined, role: ShareOptions['role']):
   return mask;
 }
 
+/** Loaded on first use: only `share` draws a QR code (`carkey unlock` loads what it needs, docs/performance.md). */
+const requireCjs = createRequire(import.meta.url);
+
 function renderQr(text: string): string {
+  const qrcode = requireCjs('qrcode-terminal') as typeof qrcodeTerminal;
   let rendered = '';
   qrcode.generate(text, { small: true }, (code) => {
     rendered = code;
@@ -1458,7 +1463,7 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
     .option('--port <n>', 'port (default 8080; 0 picks a free one)', integerOption('--port', 0, 65535))
     .option('--host <address>', 'address to listen on (default 127.0.0.1: browsers treat localhost as a secure context)')
     .addHelpText('after', example('$ carkey web --port 8080'))
-    .action(async (options: WebCommandOptions, command: Command) => webCommand(context(command).output, options, globalOptions(command).radio));
+    .action(async (options: WebCommandOptions, command: Command) => (await import('../web/server/command.js')).webCommand(context(command).output, options, globalOptions(command).radio));
 
   const cloud = program.command('cloud').description('the optional cloud relay: choose it, check it, register a car with it');
   cloud
