@@ -336,8 +336,12 @@ export class WebPhone {
     }
     const now = clock();
     const taken = new Set(store.listVehicles().filter((record) => !equalBytes(record.vehicleId, bundle.grant.vehicleId)).map((record) => record.name));
+    const serialHex = toHex(bundle.grant.serial);
     const record = await store.updateVehicle(bundle.grant.vehicleId, (current) => {
       const grants = (current?.grants ?? []).filter((grant) => !equalBytes(grant.serial, bundle.grant.serial));
+      // The sharer's label (unsigned, display only; share format 2) replaces an earlier one for this serial.
+      const sharerLabels = Object.fromEntries(Object.entries(current?.sharerLabels ?? {}).filter(([serial]) => serial !== serialHex));
+      if (bundle.sharerLabel !== undefined) sharerLabels[serialHex] = bundle.sharerLabel;
       return {
         name: current?.name ?? uniqueName(bundle.vehicleName, taken),
         vehicleName: current?.vehicleName ?? bundle.vehicleName,
@@ -350,6 +354,7 @@ export class WebPhone {
         keyList: current?.keyList,
         pending: current?.pending ?? [],
         addedAt: current?.addedAt ?? now,
+        sharerLabels,
       };
     });
     return { record, grant: bundle.grant };

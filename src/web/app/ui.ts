@@ -16,7 +16,7 @@ import { keyIdOf } from '../../core/identity.js';
 import type { DenyCategoryName } from '../../core/messages.js';
 import { PIN_PATTERN } from '../../core/payloads.js';
 import { MAX_GRANT_WINDOW_MS, permissionNames } from '../../core/roles.js';
-import { denialHint, describeProgress, describeStatus, grantView, isRevoked } from '../../phone/describe.js';
+import { denialHint, describeProgress, describeStatus, grantView, isRevoked, quoteLabel, sharerLabelOf } from '../../phone/describe.js';
 import { latestKnownKeyList, parseRevocationTarget } from '../../phone/key-lists.js';
 import type { VehicleRecord } from '../../phone/vehicle-record.js';
 import { exportState, importState } from './backup.js';
@@ -409,13 +409,14 @@ export class App {
     for (const pending of record.pending) items.push(h('li', { class: 'queued' }, `queued: key list version ${pending.version}, goes to the car at the next connection`));
     for (const grant of record.grants) {
       const view = grantView(crypto, grant, record.keyList, now);
-      items.push(h('li', {}, `held: ${grant.role} (${permissionNames(grant.permissions).join(', ')}), ${String(view.notBefore)} → ${String(view.notAfter)} [${String(view.state)}]`));
+      const sharerLabel = sharerLabelOf(record, grant);
+      items.push(h('li', {}, `held: ${grant.role} (${permissionNames(grant.permissions).join(', ')}), ${String(view.notBefore)} → ${String(view.notAfter)} [${String(view.state)}]${sharerLabel === undefined ? '' : ` (label from the sharer: ${quoteLabel(sharerLabel)})`}`));
     }
     for (const issued of record.issued) {
       const view = grantView(crypto, issued.grant, newest, now);
       const serial = toHex(issued.grant.serial);
       items.push(h('li', {},
-        `issued ${serial}: ${issued.grant.role} to ${keyIdOf(crypto, issued.grant.subject)}, ${String(view.notBefore)} → ${String(view.notAfter)} [${String(view.state)}] `,
+        `issued ${serial}: ${issued.grant.role} to ${keyIdOf(crypto, issued.grant.subject)}${issued.label === undefined ? '' : ` ${quoteLabel(issued.label)}`}, ${String(view.notBefore)} → ${String(view.notAfter)} [${String(view.state)}] `,
         record.owner && !isRevoked(newest, issued.grant) ? h('button', { type: 'button', 'aria-label': `Revoke grant ${serial}`, onclick: () => void this.revoke(serial, record) }, 'Revoke') : undefined,
       ));
     }
