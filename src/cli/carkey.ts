@@ -25,7 +25,6 @@ import type qrcodeTerminal from 'qrcode-terminal';
 import { fromHex, toHex } from '../core/bytes.js';
 import { signGrant, type Grant, type KeyList } from '../core/credentials.js';
 import { createCrypto, type Clock, type RandomSource } from '../core/crypto/index.js';
-import { CloudClient } from '../cloud-client/client.js';
 import { CarkeyError, ExitCode, toCarkeyError, type ErrorCode } from '../core/errors.js';
 import { keyIdOf } from '../core/identity.js';
 import type { DenyCategoryName } from '../core/messages.js';
@@ -33,14 +32,13 @@ import { decodeStatus, encodePin, MAX_AUDIT_PAGE, PIN_PATTERN } from '../core/pa
 import { Permission, ROLE_MASK, permissionNames, type CommandName, type PermissionName } from '../core/roles.js';
 import { AuditCollector } from '../core/audit-page.js';
 import type { AuditEntry } from '../core/audit.js';
-import { readCloudAudit } from '../phone/cloud/audit.js';
-import { clearStoredCloud, cloudConfigPath, findCloud, requireCloud, storeCloud, type CloudChoice } from '../phone/cloud/config.js';
+import type { CloudChoice } from '../phone/cloud/config.js';
 import { isCloudTransient, type PhoneCloudDeps } from '../phone/cloud/deps.js';
-import { checkStatement, publishPending, registerVehicle, type PublishReport } from '../phone/cloud/key-lists.js';
-import { acknowledge, postShare, readInbox, type InboxEntry } from '../phone/cloud/mailbox.js';
+import type { PublishReport } from '../phone/cloud/key-lists.js';
+import type { InboxEntry } from '../phone/cloud/mailbox.js';
 import { DEFAULT_REMOTE_EXPIRY_MS, REMOTE_COMMAND_NAMES, sendRemoteCommand, type RemoteCommandName } from '../phone/cloud/remote.js';
 import { CarkeyClient, chooseCredential, type ClientTimeouts, type DeliveryReport, type Outcome, type VehicleConnection } from '../phone/client.js';
-import { denialHint, describeProgress, describeWait, describeStatus, describeVehicleKeys, grantView, isRevoked, quoteLabel, statusView, vehicleKeysView } from '../phone/describe.js';
+import { auditLabelSuffix, denialHint, describeProgress, describeWait, describeStatus, describeVehicleKeys, grantView, isRevoked, quoteLabel, statusView, vehicleKeysView } from '../phone/describe.js';
 import { auditLabeler, checkLabel } from '../phone/grant-label.js';
 import { buildRevocation, isCoveredBy, latestKnownKeyList, parseRevocationTarget, pendingAfterDelivery } from '../phone/key-lists.js';
 import { KeyStore, resolveHome, type PassphraseSource } from '../phone/keystore.js';
@@ -52,6 +50,7 @@ import type { WebCommandOptions } from '../web/server/command.js';
 import { carkeyVersion } from '../common/version.js';
 import { lineTrace, type PhaseTrace } from '../common/phase-trace.js';
 import { fileAddressHints } from '../phone/address-hints.js';
+import type * as CloudPath from './carkey-cloud-path.js';
 import { COMMON_HINTS, configureCommander, configureSubcommands, integerOption, isoTime, Output, parseTimeArgument, processIo, promptLine, runProgram, type CliIo, type Hints } from './common.js';
 
 /** CARKEY_TRACE=1: phase marks on stderr, ms since the process started (docs/performance.md). */
@@ -59,6 +58,15 @@ const trace: PhaseTrace | undefined = process.env.CARKEY_TRACE === '1' ? lineTra
 trace?.('main-loaded');
 
 const PROGRAM = 'carkey';
+/** Top-level commands that never use the cloud: they run without loading the cloud path (./carkey-cloud-path.ts). */
+const BLUETOOTH_ONLY = new Set(['unlock', 'lock', 'start', 'trunk', 'honk', 'flash', 'status']);
+let cloudPath: typeof CloudPath | undefined;
+
+/** The cloud path's modules, loaded by the preAction hook before any command outside BLUETOOTH_ONLY. */
+function cloud(): typeof CloudPath {
+  if (cloudPath === undefined) throw new CarkeyError('CK_INTERNAL', 'the cloud path was used by a command that did not load it');
+  return cloudPath;
+}
 const DEFAULT_TIMEOUT_MS = 10_000;
 const DEFAULT_SCAN_MS = 5_000;
 const MAX_AUDIT_PAGES = 10_000;
@@ -245,13 +253,13 @@ class Context {
 
   /** The cloud to use (--cloud, $CARKEY_CLOUD, the stored default); CK_USAGE when none. Contacts nothing. */
   cloudChoice(): CloudChoice {
-    return requireCloud(this.options.cloud, this.io.env, this.store.paths.home);
+    return cloud().requireCloud(this.options.cloud, this.io.env, this.store.paths.home);
   }
 
   /** The phone's cloud operations, requests signed with `seed` (which the caller wipes). */
   cloudDeps(choice: CloudChoice, seed: Uint8Array): PhoneCloudDeps {
     const timeout = this.options.timeout;
-    const client = new CloudClient({ baseUrl: choice.url, crypto: this.crypto, random: this.random, clock: this.clock, seed: () => seed, ...(timeout === undefined ? {} : { timeoutMs: timeout }) });
+    const client = new (cloud().CloudClient)({ baseUrl: choice.url, crypto: this.crypto, random: this.random, clock: this.clock, seed: () => seed, ...(timeout === undefined ? {} : { timeoutMs: timeout }) });
     return { crypto: this.crypto, random: this.random, clock: this.clock, sleep: this.sleep, client, store: this.store, progress: (line) => this.output.progress(line) };
   }
 }
@@ -678,7 +686,7 @@ async function postShareToCloud(ctx: Context, deps: PhoneCloudDeps, input: { rec
   const summary = shareSummary(ctx, record, grant, subject, share, out, labels);
   let posted: { id: string; expiresAt: number };
   try {
-    posted = await postShare(deps, { recipient: subject, vehicleId: record.vehicleId, share, notAfter: grant.notAfter });
+    posted = await cloud().postShare(deps, { recipient: subject, vehicleId: record.vehicleId, share, notAfter: grant.notAfter });
   } catch (thrown) {
     const error = toCarkeyError(thrown);
     throw new CarkeyError(error.code, `${error.message} — grant ${summary.serial} is recorded on this phone (\`carkey keys\`) but was not posted; share again, or revoke it`, { ...error.details, serial: summary.serial });
@@ -987,7 +995,7 @@ async function auditCommand(ctx: Context, options: AuditOptions): Promise<void> 
     const record = ctx.store.selectVehicle(options.vehicle);
     requireOwner(record, 'reading the audit log needs an owner key');
     await withCloud(ctx, async (deps, _seed, choice) => {
-      const collector = await readCloudAudit(deps, record, options.from ?? 1, limit);
+      const collector = await cloud().readCloudAudit(deps, record, options.from ?? 1, limit);
       reportAudit(ctx, record, collector, show, options.verify === true, { source: 'cloud', cloud: choice.url, ...order });
     });
     return;
@@ -1023,7 +1031,7 @@ function reportAudit(ctx: Context, record: VehicleRecord, collector: AuditCollec
   const labelOf = auditLabeler(ctx.crypto, record);
   const labelled = entries.map((entry) => ({ entry, label: labelOf(entry.fields)?.label }));
   const lines = labelled.map(
-    ({ entry, label }) => `#${entry.seq} ${isoTime(entry.time)} ${entry.kind} ${Object.entries(entry.fields).map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(' ')}${label === undefined ? '' : `  [label ${quoteLabel(label)}]`}`,
+    ({ entry, label }) => `#${entry.seq} ${isoTime(entry.time)} ${entry.kind} ${Object.entries(entry.fields).map(([key, value]) => `${key}=${JSON.stringify(value)}`).join(' ')}${auditLabelSuffix(label)}`,
   );
   const view = {
     vehicle: record.name,
@@ -1058,17 +1066,17 @@ function cloudUseCommand(ctx: Context, url: string | undefined, options: { clear
   const home = ctx.store.paths.home;
   if (options.clear === true) {
     if (url !== undefined) throw new CarkeyError('CK_USAGE', 'give a URL or --clear, not both');
-    clearStoredCloud(home);
-    ctx.output.result({ cloud: null, path: cloudConfigPath(home) }, `no default cloud stored in ${home} any more`);
+    cloud().clearStoredCloud(home);
+    ctx.output.result({ cloud: null, path: cloud().cloudConfigPath(home) }, `no default cloud stored in ${home} any more`);
     return;
   }
   if (url === undefined) throw new CarkeyError('CK_USAGE', 'give the cloud URL (e.g. https://cloud.example.net), or --clear');
-  const stored = storeCloud(home, url);
-  ctx.output.result({ cloud: stored, path: cloudConfigPath(home) }, `default cloud: ${stored} (stored in ${cloudConfigPath(home)})`);
+  const stored = cloud().storeCloud(home, url);
+  ctx.output.result({ cloud: stored, path: cloud().cloudConfigPath(home) }, `default cloud: ${stored} (stored in ${cloud().cloudConfigPath(home)})`);
 }
 
 async function cloudStatusCommand(ctx: Context): Promise<void> {
-  const choice = findCloud(ctx.options.cloud, ctx.io.env, ctx.store.paths.home);
+  const choice = cloud().findCloud(ctx.options.cloud, ctx.io.env, ctx.store.paths.home);
   if (choice === undefined) {
     ctx.output.result({ cloud: null, source: null }, [`no cloud configured (${NO_CLOUD_HINT}); Bluetooth commands need none`]);
     return;
@@ -1081,7 +1089,7 @@ async function cloudStatusCommand(ctx: Context): Promise<void> {
     const cloudTime = await client.time();
     const after = ctx.clock();
     const skewMs = cloudTime - Math.round((before + after) / 2);
-    const lines = [`cloud: ${choice.url} (from ${choice.source === 'flag' ? '--cloud' : choice.source === 'env' ? 'CARKEY_CLOUD' : cloudConfigPath(ctx.store.paths.home)})`, `reachable: yes (${after - before} ms)`, `clock difference: ${skewMs} ms (this computer is ${skewMs > 0 ? 'behind' : 'ahead of'} the cloud)`];
+    const lines = [`cloud: ${choice.url} (from ${choice.source === 'flag' ? '--cloud' : choice.source === 'env' ? 'CARKEY_CLOUD' : cloud().cloudConfigPath(ctx.store.paths.home)})`, `reachable: yes (${after - before} ms)`, `clock difference: ${skewMs} ms (this computer is ${skewMs > 0 ? 'behind' : 'ahead of'} the cloud)`];
     if (Math.abs(skewMs) > 60_000) ctx.output.warn('this clock is more than a minute off the cloud’s; requests are refused beyond 2 minutes: fix the clock');
     ctx.output.result({ cloud: choice.url, source: choice.source, reachable: true, roundTripMs: after - before, skewMs }, lines);
   } finally {
@@ -1098,14 +1106,14 @@ async function cloudRegisterCommand(ctx: Context, options: { vehicle?: string })
     // Over BLE: deliver anything queued, then ask the car for a signed statement of the list in force.
     const { statement, delivery, current } = await ctx.client().withConnection(record, seed, async (connection, report) => {
       const bytes = expectOk(await connection.command('vehicleStatement'), 'vehicleStatement');
-      const checked = checkStatement(ctx.crypto, bytes, connection.vehicle);
+      const checked = cloud().checkStatement(ctx.crypto, bytes, connection.vehicle);
       if (!checked.ok) throw checked.error;
       return { statement: checked.value, delivery: report, current: connection.vehicle };
     });
     const deps = ctx.cloudDeps(choice, seed);
     ctx.output.progress(`registering ${current.name} with ${choice.url}…`);
-    const registered = await registerVehicle(deps, current, statement);
-    const published = await publishPending(deps, registered.record, seed);
+    const registered = await cloud().registerVehicle(deps, current, statement);
+    const published = await cloud().publishPending(deps, registered.record, seed);
     ctx.output.result(
       { vehicle: current.name, cloud: choice.url, epoch: registered.epoch, version: registered.version, published: published.published ?? null, queued: published.queued, delivery: deliveryView(delivery) },
       [
@@ -1178,7 +1186,7 @@ function inboxLine(view: InboxView): string {
 
 async function inboxCommand(ctx: Context): Promise<void> {
   await withCloud(ctx, async (deps, seed, choice) => {
-    const views = (await readInbox(deps, seed)).map((entry) => inboxView(ctx, entry));
+    const views = (await cloud().readInbox(deps, seed)).map((entry) => inboxView(ctx, entry));
     ctx.output.result(
       { cloud: choice.url, items: views },
       views.length === 0 ? ['the cloud mailbox is empty'] : [...views.map(inboxLine), 'store one with `carkey accept --from-cloud ID` (or --all)'],
@@ -1191,7 +1199,7 @@ async function acceptFromCloud(ctx: Context, id: string | undefined, options: Ac
   if (id !== undefined && !/^[0-9a-f]{32}$/.test(id)) throw new CarkeyError('CK_USAGE', `"${id}" is not a mailbox item id (32 hex digits, from \`carkey inbox\`)`);
   const localName = options.name === undefined ? undefined : checkName(options.name, '--name');
   await withCloud(ctx, async (deps, seed) => {
-    const entries = await readInbox(deps, seed);
+    const entries = await cloud().readInbox(deps, seed);
     let chosen: InboxEntry[];
     if (id !== undefined) {
       const found = entries.find((entry) => entry.item.id === id);
@@ -1214,7 +1222,7 @@ async function acceptFromCloud(ctx: Context, id: string | undefined, options: Ac
       const stored = await storeShare(ctx, entry.bundle, localName);
       let acknowledged = true;
       try {
-        await acknowledge(deps, entry.item.id);
+        await cloud().acknowledge(deps, entry.item.id);
       } catch (thrown) {
         acknowledged = false;
         ctx.output.warn(`stored, but mailbox item ${entry.item.id} was not acknowledged (${toCarkeyError(thrown).message}); it expires on its own`);
@@ -1235,7 +1243,7 @@ async function syncCommand(ctx: Context, options: { vehicle?: string }): Promise
     const failures: { vehicle: string; error: CarkeyError }[] = [];
     for (const record of toPublish) {
       try {
-        reports.push(await publishPending(deps, record, seed));
+        reports.push(await cloud().publishPending(deps, record, seed));
       } catch (thrown) {
         const error = toCarkeyError(thrown);
         if (isCloudTransient(error)) throw error;
@@ -1243,7 +1251,7 @@ async function syncCommand(ctx: Context, options: { vehicle?: string }): Promise
         failures.push({ vehicle: record.name, error });
       }
     }
-    const inbox = (await readInbox(deps, seed)).map((entry) => inboxView(ctx, entry));
+    const inbox = (await cloud().readInbox(deps, seed)).map((entry) => inboxView(ctx, entry));
     const first = failures[0];
     if (first !== undefined) {
       throw new CarkeyError(first.error.code, `${first.vehicle}: ${first.error.message} (the key list stays queued)`, { ...first.error.details, vehicle: first.vehicle });
@@ -1509,6 +1517,10 @@ export function buildProgram(io: CliIo, setOutput: (output: Output) => void): Co
     .addHelpText('after', `${example('$ carkey remote lock --vehicle van')}  $ carkey remote status --json\nThe car decides with its own policy (remote unlock, start and trunk are off unless its owner enabled them).\n`)
     .action(async (name: RemoteCommandName, options: RemoteOptions, command: Command) => remoteCommand(context(command), name, options));
 
+  program.hook('preAction', async (_program, action) => {
+    const bluetoothOnly = action.parent === program && BLUETOOTH_ONLY.has(action.name()); // not `cloud status`
+    if (!bluetoothOnly) cloudPath ??= await import('./carkey-cloud-path.js');
+  });
   configureSubcommands(program, io);
   return program;
 }
