@@ -154,6 +154,11 @@ export function quoteLabel(label: string): string {
   return JSON.stringify(label);
 }
 
+/** What a line of the audit log gets when this phone knows a label for its grant: `  [label "…"]` (else nothing). */
+export function auditLabelSuffix(label: string | undefined): string {
+  return label === undefined ? '' : `  [label ${quoteLabel(label)}]`;
+}
+
 /** Human lines for `carkey keys`. */
 export function describeVehicleKeys(crypto: Crypto, record: VehicleRecord, self: Uint8Array, now: number): string[] {
   const lines = [`${record.name} (${record.vehicleName}), car key id ${keyIdOf(crypto, record.carIdentityKey)}${record.owner ? ', you are an owner' : ''}`];

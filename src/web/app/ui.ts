@@ -16,7 +16,8 @@ import { keyIdOf } from '../../core/identity.js';
 import type { DenyCategoryName } from '../../core/messages.js';
 import { PIN_PATTERN } from '../../core/payloads.js';
 import { MAX_GRANT_WINDOW_MS, permissionNames } from '../../core/roles.js';
-import { denialHint, describeProgress, describeStatus, grantView, isRevoked, quoteLabel, sharerLabelOf } from '../../phone/describe.js';
+import { auditLabelSuffix, denialHint, describeProgress, describeStatus, grantView, isRevoked, quoteLabel, sharerLabelOf } from '../../phone/describe.js';
+import { auditLabeler } from '../../phone/grant-label.js';
 import { latestKnownKeyList, parseRevocationTarget } from '../../phone/key-lists.js';
 import type { VehicleRecord } from '../../phone/vehicle-record.js';
 import { exportState, importState } from './backup.js';
@@ -347,7 +348,8 @@ export class App {
           h('button', { type: 'button', id: 'do-revoke', onclick: () => void this.revoke(revokeText.value) }, 'Revoke'),
           h('button', { type: 'button', id: 'do-audit', onclick: () => void this.run('Audit', async (record) => {
             const report = await this.phone.audit(record);
-            const lines = report.entries.map((entry) => `#${entry.seq} ${iso(entry.time)} ${entry.kind} ${Object.entries(entry.fields).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}`);
+            const labelOf = auditLabeler(this.deps.crypto, record);
+            const lines = report.entries.map((entry) => `#${entry.seq} ${iso(entry.time)} ${entry.kind} ${Object.entries(entry.fields).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}${auditLabelSuffix(labelOf(entry.fields)?.label)}`);
             const verdict = report.verification.ok
               ? `audit chain verified against the car key: ${report.verification.value.entries} entries, ${report.verification.value.checkpoints} signed checkpoints${report.verification.value.uncovered > 0 ? `; the newest ${report.verification.value.uncovered} entries are not covered by a checkpoint yet` : ''}`
               : `audit chain does NOT verify: ${report.verification.error.message} [${report.verification.error.code}]`;
