@@ -147,6 +147,8 @@ const auditPage = {
     entries: { type: 'array', maxItems: MAX_AUDIT_PAGE, items: auditEntry },
     checkpoints: { type: 'array', maxItems: MAX_PAGE_CHECKPOINTS, items: auditCheckpoint },
     last: { type: 'integer', minimum: 0, maximum: Number.MAX_SAFE_INTEGER },
+    // The first page after a prune carries the checkpoint the retained log starts after (core/audit-page.ts).
+    anchor: auditCheckpoint,
   },
 } as const;
 
