@@ -78,7 +78,7 @@ describe('web app in Chromium, end to end over the simulated radio', () => {
     page = await createKey(owner);
     expect(await page.locator('#my-key-id').innerText()).toMatch(/^[0-9a-f]{16}$/);
     expect(await page.locator('#protection').innerText()).toContain('Device-bound key');
-    expect(await page.locator('#cloud-absent').innerText()).toContain('not in this app');
+    expect(await page.locator('#cloud-state').innerText()).toContain('No cloud set');
     expect(await page.locator('#app').innerText()).toContain('carkey unlock --walk-up');
   });
 

@@ -269,6 +269,11 @@ export class WebPhone {
     return this.withConnection(record, async (connection) => expectOk(await connection.run('status', new Uint8Array(0), decodeStatus), 'status'));
   }
 
+  /** The car-signed vehicle statement (for registering with the cloud; the caller checks it). */
+  vehicleStatement(record: VehicleRecord): Promise<Uint8Array> {
+    return this.withConnection(record, async (connection) => expectOk(await connection.command('vehicleStatement'), 'vehicleStatement'));
+  }
+
   audit(record: VehicleRecord): Promise<AuditReport> {
     if (!record.owner) throw new CarkeyError('CK_PHONE_NOT_OWNER', 'reading the audit log needs an owner key');
     return this.withConnection(record, async (connection) => {

@@ -11,20 +11,24 @@
  */
 import { fromHex, toHex } from '../../core/bytes.js';
 import type { Crypto } from '../../core/crypto/policy.js';
-import { CarkeyError, toCarkeyError } from '../../core/errors.js';
+import type { AuditEntry, AuditVerification } from '../../core/audit.js';
+import { CarkeyError, toCarkeyError, type Result } from '../../core/errors.js';
 import { keyIdOf } from '../../core/identity.js';
 import type { DenyCategoryName } from '../../core/messages.js';
-import { PIN_PATTERN } from '../../core/payloads.js';
+import { decodeStatus, PIN_PATTERN } from '../../core/payloads.js';
 import { MAX_GRANT_WINDOW_MS, permissionNames } from '../../core/roles.js';
 import { auditLabelSuffix, denialHint, describeProgress, describeStatus, grantView, isRevoked, quoteLabel, sharerLabelOf } from '../../phone/describe.js';
 import { auditLabeler } from '../../phone/grant-label.js';
 import { latestKnownKeyList, parseRevocationTarget } from '../../phone/key-lists.js';
+import type { InboxEntry } from '../../phone/cloud/mailbox.js';
+import { isRemoteCommandName, REMOTE_COMMAND_NAMES } from '../../phone/cloud/remote.js';
 import type { VehicleRecord } from '../../phone/vehicle-record.js';
 import { exportState, importState } from './backup.js';
+import { SEALED_NEEDS_SEED, WebCloud } from './cloud.js';
 import { browserBluetooth, WebBluetoothTransport } from './bluetooth.js';
 import { append, field, h, iso, localInput, replace } from './dom.js';
 import { createIdentity, deviceBoundSupported, PROTECTION_TEXT, unlockIdentity, type Protection, type UnlockedKey } from './identity.js';
-import { WebPhone, type WebProgress } from './phone.js';
+import { expectOk, WebPhone, type WebProgress } from './phone.js';
 import { qrSvg } from './qr.js';
 import { SimBluetooth } from './sim-bluetooth.js';
 import type { WebStore } from './store.js';
@@ -39,9 +43,23 @@ export interface AppDeps {
 
 type RadioChoice = 'bluetooth' | 'sim';
 
-const CLOUD_TEXT = 'Inbox, remote commands and the cloud audit come with carkey-cloud and are not in this app yet. Nothing here needs a network: every Bluetooth action works with no cloud and no internet.';
+const CLOUD_TEXT = 'Optional. Keys shared at a distance, commands sent from afar and the audit log kept in the cloud go through carkey-cloud. Every Bluetooth action works without it and never waits for it.';
+const REMOTE_DONE = { unlock: 'unlocked', lock: 'locked', start: 'started', trunk: 'opened the trunk of' } as const;
 const WALK_UP_TEXT =
   'Walk-up entry (the car unlocks as you approach) is not possible from a web page: browsers do not scan for Bluetooth in the background, and every connection needs a tap and the browser’s device chooser. For walk-up entry run `carkey unlock --walk-up` (the carkey CLI) on a phone or computer that can scan.';
+
+/** The audit verdict, one text for the log read over Bluetooth and the one read from the cloud. */
+function auditVerdict(verification: Result<AuditVerification>): string {
+  if (!verification.ok) return `audit chain does NOT verify: ${verification.error.message} [${verification.error.code}]`;
+  const { entries, checkpoints, uncovered } = verification.value;
+  return `audit chain verified against the car key: ${entries} entries, ${checkpoints} signed checkpoints${uncovered > 0 ? `; the newest ${uncovered} entries are not covered by a checkpoint yet` : ''}`;
+}
+
+/** `record`: the car's record on this phone, whose grant labels are shown next to the entries they resolve to (grant-label.ts). */
+function auditLines(crypto: Crypto, record: VehicleRecord, entries: readonly AuditEntry[]): string[] {
+  const labelOf = auditLabeler(crypto, record);
+  return entries.map((entry) => `#${entry.seq} ${iso(entry.time)} ${entry.kind} ${Object.entries(entry.fields).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}${auditLabelSuffix(labelOf(entry.fields)?.label)}`);
+}
 
 function errorText(error: CarkeyError): string {
   const category = error.details?.category;
@@ -61,6 +79,13 @@ export class App {
   private readonly phone: WebPhone;
   private progressEl: HTMLElement = h('p');
   private resultEl: HTMLElement = h('div');
+  private readonly cloud: WebCloud;
+  private cloudBusy = false;
+  /** kept across re-renders, so a cloud action in flight still reports where the person looks */
+  private readonly cloudProgressEl: HTMLElement = h('p', { id: 'cloud-progress', class: 'progress', 'aria-live': 'polite' });
+  private readonly cloudResultEl: HTMLElement = h('div', { id: 'cloud-result', class: 'result', role: 'status', 'aria-live': 'polite' });
+  private inbox: readonly InboxEntry[] | undefined;
+  private lastCloudAudit: { readonly vehicle: string; readonly ok: boolean; readonly verdict: string; readonly lines: readonly string[] } | undefined;
 
   constructor(private readonly deps: AppDeps) {
     this.radio = deps.radioBridge && browserBluetooth() === undefined ? 'sim' : 'bluetooth';
@@ -75,6 +100,18 @@ export class App {
         return Promise.resolve(this.key.signer);
       },
       progress: (event) => this.showProgress(event),
+    });
+    this.cloud = new WebCloud({
+      crypto: deps.crypto,
+      random: deps.random,
+      clock: () => Date.now(),
+      store: deps.store,
+      phone: this.phone,
+      key: () => {
+        if (this.key === undefined) throw new CarkeyError('CK_PHONE_NEED_PASSPHRASE', 'unlock the app first');
+        return this.key;
+      },
+      progress: (line) => replace(this.cloudProgressEl, line),
     });
   }
 
@@ -348,12 +385,8 @@ export class App {
           h('button', { type: 'button', id: 'do-revoke', onclick: () => void this.revoke(revokeText.value) }, 'Revoke'),
           h('button', { type: 'button', id: 'do-audit', onclick: () => void this.run('Audit', async (record) => {
             const report = await this.phone.audit(record);
-            const labelOf = auditLabeler(this.deps.crypto, record);
-            const lines = report.entries.map((entry) => `#${entry.seq} ${iso(entry.time)} ${entry.kind} ${Object.entries(entry.fields).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join(' ')}${auditLabelSuffix(labelOf(entry.fields)?.label)}`);
-            const verdict = report.verification.ok
-              ? `audit chain verified against the car key: ${report.verification.value.entries} entries, ${report.verification.value.checkpoints} signed checkpoints${report.verification.value.uncovered > 0 ? `; the newest ${report.verification.value.uncovered} entries are not covered by a checkpoint yet` : ''}`
-              : `audit chain does NOT verify: ${report.verification.error.message} [${report.verification.error.code}]`;
-            this.lastAudit = { vehicle: toHex(record.vehicleId), ok: report.verification.ok, verdict, lines };
+            const verdict = auditVerdict(report.verification);
+            this.lastAudit = { vehicle: toHex(record.vehicleId), ok: report.verification.ok, verdict, lines: auditLines(this.deps.crypto, record, report.entries) };
             return verdict;
           }) }, 'Read audit log'),
           auditOut,
@@ -391,9 +424,166 @@ export class App {
       h('p', { class: 'note', id: 'online' }, navigator.onLine ? 'Online (not needed)' : 'Offline: everything over Bluetooth still works'),
       identity?.protection === 'passphrase' ? h('button', { type: 'button', id: 'lock-app', onclick: () => { this.key?.seed?.fill(0); this.key = undefined; this.unlockScreen(); } }, 'Lock app') : undefined,
     );
-    replace(this.deps.root, header, carSection, pairSection, keysSection, acceptSection, shareSection, ownerSection, backupSection,
-      h('section', { 'aria-labelledby': 'cloud-title' }, h('h2', { id: 'cloud-title' }, 'Cloud'), h('p', { id: 'cloud-absent' }, CLOUD_TEXT)));
+    replace(this.deps.root, header, carSection, pairSection, keysSection, acceptSection, shareSection, ownerSection, backupSection, this.cloudSection(current, key));
     return Promise.resolve();
+  }
+
+  // --- cloud (optional; never on a Bluetooth action's path) ------------------------
+
+  private cloudSection(current: VehicleRecord | undefined, key: UnlockedKey): HTMLElement {
+    const url = this.cloud.url();
+    const sealedOk = key.seed !== undefined;
+    const urlInput = h('input', { type: 'url', id: 'cloud-url', value: url ?? '', placeholder: 'https://cloud.example.net', autocomplete: 'off', spellcheck: false });
+    const use = (): void => void this.cloudRun('Cloud', () => {
+      const stored = this.cloud.use(urlInput.value);
+      return Promise.resolve(`cloud set to ${stored}`);
+    }, true);
+    const forget = (): void => void this.cloudRun('Cloud', () => {
+      this.cloud.forget();
+      this.inbox = undefined;
+      return Promise.resolve('no cloud set; everything over Bluetooth works as before');
+    }, true);
+    const settings = h('form', { onsubmit: (event: Event) => { event.preventDefault(); use(); } },
+      field('Cloud URL', urlInput, 'carkey-cloud’s address, e.g. the one this app was opened from. Requests are signed with this phone’s key; there is no account or password.'),
+      h('div', { class: 'buttons' },
+        h('button', { type: 'submit', id: 'cloud-use' }, 'Use this cloud'),
+        url === undefined ? undefined : h('button', { type: 'button', id: 'cloud-forget', onclick: forget }, 'Forget it'),
+        url === undefined ? undefined : h('button', { type: 'button', id: 'cloud-check', onclick: () => void this.cloudRun('Check', async () => {
+          const checked = await this.cloud.check();
+          return `${checked.url} answers (${checked.roundTripMs} ms); this phone’s clock is ${Math.abs(checked.skewMs)} ms ${checked.skewMs > 0 ? 'behind' : 'ahead of'} the cloud’s`;
+        }) }, 'Check'),
+      ),
+    );
+    const parts: (HTMLElement | undefined)[] = [
+      h('h2', { id: 'cloud-title' }, 'Cloud'),
+      h('p', { id: 'cloud-about', class: 'note' }, CLOUD_TEXT),
+      settings,
+      h('p', { id: 'cloud-state' }, url === undefined ? 'No cloud set: nothing here uses the network.' : `Cloud: ${url}`),
+    ];
+    if (url !== undefined) {
+      parts.push(sealedOk ? undefined : h('p', { id: 'cloud-seed-note', class: 'note' }, `Inbox and remote commands: ${SEALED_NEEDS_SEED}. The cloud audit and registration work with this key.`));
+      parts.push(h('h3', {}, 'Inbox: keys shared with you at a distance'),
+        h('button', { type: 'button', id: 'cloud-inbox', disabled: !sealedOk, onclick: () => void this.cloudRun('Inbox', async () => {
+          this.inbox = await this.cloud.inbox();
+          const usable = this.inbox.filter((entry) => entry.bundle !== undefined).length;
+          return this.inbox.length === 0 ? 'the cloud mailbox is empty' : `${this.inbox.length} item${this.inbox.length === 1 ? '' : 's'}, ${usable} usable`;
+        }, true) }, 'Check inbox'),
+        this.inboxList());
+      if (current !== undefined) {
+        const command = h('select', { id: 'remote-command' }, ...REMOTE_COMMAND_NAMES.map((name) => h('option', { value: name }, name)));
+        const remotePin = h('input', { type: 'password', inputmode: 'numeric', autocomplete: 'off', pattern: '[0-9]{4,8}', id: 'remote-pin' });
+        parts.push(h('h3', {}, `Remote command to ${current.name}`),
+          h('p', { class: 'note' }, 'The car carries out only the commands its owner enabled for remote use (carkeyd’s cloud.remote setting), with the same rules as over Bluetooth.'),
+          field('Command', command),
+          field('PIN (remote start, when the car asks for one)', remotePin),
+          h('button', { type: 'button', id: 'do-remote', disabled: !sealedOk, onclick: () => void this.cloudRun('Remote', async () => {
+            const name = command.value;
+            if (!isRemoteCommandName(name)) throw new CarkeyError('CK_USAGE', `"${name}" cannot be sent remotely`);
+            const pin = remotePin.value.trim();
+            remotePin.value = '';
+            if (pin !== '' && !PIN_PATTERN.test(pin)) throw new CarkeyError('CK_USAGE', 'the PIN is 4 to 8 digits');
+            const answer = await this.cloud.remote(current, name, pin === '' ? undefined : pin);
+            const outcome = answer.outcome;
+            if (outcome.status === 'denied' && outcome.category === 'not-permitted') {
+              // Over the cloud this also means the car does not take this command remotely: say both.
+              throw new CarkeyError('CK_DENIED', `the car denied the command: ${name}: not-permitted — either the car does not carry out "${name}" through the cloud (its owner chooses that in carkeyd's cloud.remote setting) or your key does not allow it`, { command: name });
+            }
+            const payload = expectOk(outcome, name);
+            if (name === 'status') {
+              const decoded = decodeStatus(payload);
+              if (!decoded.ok) throw new CarkeyError('CK_CLOUD_BAD_RESPONSE', `the car's status does not decode: ${decoded.error.message}`);
+              return [`${current.name} (through the cloud, as of ${iso(answer.carTime)}):`, ...describeStatus(decoded.value)].join('\n');
+            }
+            return `${REMOTE_DONE[name]} ${current.name} through the cloud (the car answered at ${iso(answer.carTime)})`;
+          }) }, 'Send through the cloud'));
+      }
+      if (current?.owner === true) {
+        const auditOut = h('div', { id: 'cloud-audit-out' });
+        const audit = this.lastCloudAudit;
+        if (audit !== undefined && audit.vehicle === toHex(current.vehicleId)) {
+          append(auditOut, h('p', { id: 'cloud-audit-verdict', class: audit.ok ? 'good' : 'bad' }, audit.verdict), h('ol', { class: 'audit' }, ...audit.lines.map((line) => h('li', {}, line))));
+        }
+        parts.push(h('h3', {}, `${current.name} and the cloud (owner)`),
+          h('div', { class: 'buttons' },
+            h('button', { type: 'button', id: 'cloud-audit', onclick: () => void this.cloudRun('Cloud audit', async () => {
+              const report = await this.cloud.audit(current);
+              const verdict = auditVerdict(report.verification);
+              this.lastCloudAudit = { vehicle: toHex(current.vehicleId), ok: report.verification.ok, verdict, lines: auditLines(this.deps.crypto, current, report.entries) };
+              return verdict;
+            }, true) }, 'Audit log from the cloud'),
+            h('button', { type: 'button', id: 'cloud-register', onclick: () => void this.cloudRun('Register', async () => {
+              const registered = await this.cloud.register(current, (record) => this.withRadio(() => this.phone.vehicleStatement(record)));
+              return `registered ${registered.record.name}: the cloud follows key list version ${registered.version} (signed by the car)`;
+            }, true) }, 'Register this car with the cloud'),
+          ),
+          auditOut);
+      }
+    }
+    parts.push(this.cloudProgressEl, this.cloudResultEl);
+    return h('section', { 'aria-labelledby': 'cloud-title', id: 'cloud' }, ...parts);
+  }
+
+  private inboxList(): HTMLElement {
+    const list = h('ul', { id: 'inbox' });
+    const crypto = this.deps.crypto;
+    for (const entry of this.inbox ?? []) {
+      const from = keyIdOf(crypto, entry.item.sender);
+      const bundle = entry.bundle;
+      if (bundle === undefined) {
+        list.append(h('li', { class: 'bad' }, `from ${from}: cannot be used: ${entry.error === undefined ? 'unusable' : errorText(entry.error)}`));
+        continue;
+      }
+      const grant = bundle.grant;
+      const accept = h('button', { type: 'button', id: `inbox-accept-${entry.item.id}`, 'aria-label': `Accept the key for ${bundle.vehicleName} from ${from}`, onclick: () => void this.cloudRun('Accept', async () => {
+        const { record, acknowledged } = await this.cloud.accept(entry);
+        this.inbox = this.inbox?.filter((other) => other.item.id !== entry.item.id);
+        this.selected = toHex(record.vehicleId);
+        return `stored a ${grant.role} key for "${record.name}" (${permissionNames(grant.permissions).join(', ')}), valid ${iso(grant.notBefore)} → ${iso(grant.notAfter)}${acknowledged === undefined ? '' : `; the mailbox item stays until it expires (${acknowledged})`}`;
+      }, true) }, 'Accept');
+      list.append(h('li', {}, `from ${from}: ${bundle.vehicleName}, ${grant.role} (${permissionNames(grant.permissions).join(', ')}), ${iso(grant.notBefore)} → ${iso(grant.notAfter)} `, accept));
+    }
+    return list;
+  }
+
+  /** Run a Bluetooth step of a cloud action under the radio's busy flag (one GATT link at a time). */
+  private async withRadio<T>(task: () => Promise<T>): Promise<T> {
+    if (this.busy) throw new CarkeyError('CK_USAGE', 'a Bluetooth action is running; try again when it is done');
+    this.busy = true;
+    try {
+      return await task();
+    } finally {
+      this.busy = false;
+      replace(this.progressEl, '');
+    }
+  }
+
+  private cloudButtons(): HTMLButtonElement[] {
+    return [...this.deps.root.querySelectorAll<HTMLButtonElement>('#cloud button')];
+  }
+
+  /** Like `run`, for the cloud section: its own busy flag, progress and result; Bluetooth buttons stay usable. */
+  private async cloudRun(label: string, task: () => Promise<string>, rerender = false): Promise<void> {
+    if (this.cloudBusy) return;
+    this.cloudBusy = true;
+    const enabled = this.cloudButtons().filter((button) => !button.disabled);
+    for (const button of enabled) button.disabled = true;
+    this.cloudResultEl.className = 'result';
+    replace(this.cloudResultEl, '');
+    replace(this.cloudProgressEl, `${label}…`);
+    let outcome: { ok: boolean; text: string };
+    try {
+      outcome = { ok: true, text: await task() };
+    } catch (error) {
+      outcome = { ok: false, text: errorText(toCarkeyError(error)) };
+    }
+    this.cloudBusy = false;
+    // Never re-render under a Bluetooth action in flight (it re-renders when it ends).
+    if (rerender && !this.busy) await this.main();
+    for (const button of enabled) button.disabled = false;
+    replace(this.cloudProgressEl, '');
+    this.cloudResultEl.className = `result ${outcome.ok ? 'good' : 'bad'}`;
+    this.cloudResultEl.setAttribute('role', outcome.ok ? 'status' : 'alert');
+    replace(this.cloudResultEl, `${label}: ${outcome.ok ? 'done' : 'failed'}`, h('br'), ...outcome.text.split('\n').flatMap((line, i) => (i === 0 ? [line] : [h('br'), line])));
   }
 
   private showPin(pinField: HTMLElement): void {
@@ -448,7 +638,8 @@ export class App {
     const record = this.current();
     if (record === undefined && !noCar) return;
     this.busy = true;
-    const buttons = [...this.deps.root.querySelectorAll('button')];
+    // The cloud section has its own busy state: a Bluetooth action neither waits for it nor blocks it.
+    const buttons = [...this.deps.root.querySelectorAll('button')].filter((button) => button.closest('#cloud') === null);
     for (const button of buttons) button.disabled = true;
     this.resultEl.className = 'result';
     replace(this.resultEl, '');
@@ -461,7 +652,7 @@ export class App {
     }
     this.busy = false;
     if (rerender && outcome.ok) await this.main();
-    for (const button of this.deps.root.querySelectorAll('button')) if (button.isConnected) button.disabled = this.current() === undefined && button.classList.contains('big') && button.id.startsWith('do-') && button.id !== 'do-pair';
+    for (const button of this.deps.root.querySelectorAll('button')) if (button.isConnected && button.closest('#cloud') === null) button.disabled = this.current() === undefined && button.classList.contains('big') && button.id.startsWith('do-') && button.id !== 'do-pair';
     replace(this.progressEl, '');
     this.resultEl.className = `result ${outcome.ok ? 'good' : 'bad'}`;
     this.resultEl.setAttribute('role', outcome.ok ? 'status' : 'alert');

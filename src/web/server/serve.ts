@@ -6,7 +6,8 @@
  *
  * Guarantees: GET/HEAD only for files; paths are resolved inside the root
  * (no `..` escape); unknown paths are 404; responses carry a strict
- * Content-Security-Policy (same origin only) and nosniff; sw.js and
+ * Content-Security-Policy (same origin only, except that the page may call a
+ * carkey-cloud over https or on this machine) and nosniff; sw.js and
  * index.html are served no-cache so a new build is picked up. Binds
  * 127.0.0.1 unless told otherwise.
  */
@@ -28,7 +29,7 @@ const TYPES: Readonly<Record<string, string>> = {
   '.txt': 'text/plain; charset=utf-8',
 };
 
-const CSP = "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; script-src 'self'; connect-src 'self'; worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+const CSP = "default-src 'self'; img-src 'self' blob: data:; media-src 'self' blob:; style-src 'self'; script-src 'self'; connect-src 'self' https: http://localhost:* http://127.0.0.1:* http://[::1]:*; worker-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 /** dist/web of this checkout (from src/web/server or dist/src/web/server). */
 export function defaultWebRoot(): string {
