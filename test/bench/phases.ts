@@ -123,17 +123,18 @@ export function countGatt(marks: readonly TraceMark[]): GattCount {
  * (+ host jitter ≤ `jitterMs`), and `brokerNow` is read just after the link
  * came up, so the anchor is the last event time at or before it, on the
  * grid the notifications sit on. Undefined without the marks (not the sim
- * radio, or no trace). Exact when less than one interval passed between the
- * anchor and the time read, and the jitter is below half an interval.
+ * radio, or no trace). Exact when less time passed between the anchor and
+ * the time read than the interval minus `jitterMs`.
  */
 export function connectionEvents(marks: readonly TraceMark[], intervalMs: number, jitterMs: number): number | undefined {
   const brokerNow = first(marks, 'broker-time')?.detail.brokerNow;
   const notes = marks.filter((m) => m.phase === 'notification').map((m) => m.detail.at);
   const resultAt = notes[notes.length - 1];
   if (typeof brokerNow !== 'number' || typeof resultAt !== 'number') return undefined;
-  // resultAt = anchor + k·interval + jitter, anchor in (brokerNow − interval, brokerNow]: so
-  // (resultAt − jitter − brokerNow) / interval is in (k − 1, k], and its ceiling is k.
-  const x = (resultAt - jitterMs / 2 - brokerNow) / intervalMs;
+  // resultAt = anchor + k·interval + j with j in [0, jitterMs], and brokerNow = anchor + d with
+  // d in [0, interval − jitterMs): (resultAt − jitterMs − brokerNow) / interval = k + (j − jitterMs − d) / interval
+  // is then in (k − 1, k], and its ceiling is k.
+  const x = (resultAt - jitterMs - brokerNow) / intervalMs;
   return Math.max(0, Math.ceil(x - 1e-6));
 }
 
