@@ -85,6 +85,15 @@ async function issued(home: string): Promise<IssuedView[]> {
 }
 
 describe('grant labels (offline)', () => {
+  it('label, share and revoke document the label options with examples in --help', async () => {
+    const label = await runCarkey(['label', '--help']);
+    expect(label.code).toBe(0);
+    expect(label.stdout).toMatch(/Example:\n {2}\$ carkey label [0-9a-f]{16} "Sam, weekend"/);
+    expect(label.stdout).toContain('--clear');
+    expect((await runCarkey(['share', '--help'])).stdout).toContain('--send-label');
+    expect((await runCarkey(['revoke', '--help'])).stdout).toContain('--label <text>');
+  });
+
   it('share --label keeps the label on this phone: keys and keys --json show it; the share carries none (format 1)', async () => {
     const owner = await ownerHome();
     const friend = await friendHome();
