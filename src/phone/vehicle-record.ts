@@ -16,7 +16,8 @@
  * ranges) and re-decodes every grant and key list with the core decoders; it
  * checks that the vehicle id matches the car key and that credentials belong
  * to this vehicle. Anything off is CK_PHONE_STORE_CORRUPT naming the file and
- * the field. `serializeVehicleRecord` is its exact inverse.
+ * the field. `serializeVehicleRecord` is its exact inverse (except that a
+ * sharer label whose grant is no longer held is not written).
  */
 import { equalBytes, fromHex, toHex } from '../core/bytes.js';
 import { decodeGrant, decodeKeyList, type Grant, type KeyList } from '../core/credentials.js';
