@@ -156,5 +156,5 @@ describe('radio fuzz: mutated recorded frames over the sim radio into a running 
     const stderr = rig.daemon?.stderr() ?? '';
     expect(stderr).not.toMatch(/unhandled|uncaught|triggerUncaughtException/i);
     expect(stderr).not.toMatch(/link handler error/);
-  }, 600_000);
+  }, Math.max(600_000, LINKS * 1000));
 });
