@@ -35,6 +35,8 @@
  *   deleted). So removing more than the car recorded, or keeping an anchor
  *   without the record, breaks the chain; entries before the anchor are gone
  *   and cannot be checked (success reports `firstSeq` and `anchorSeq`).
+ *   A log verified from genesis may hold pruning records (the cloud's copy
+ *   keeps what the car pruned): every entry is there, so they are not checked.
  */
 import { concatBytes, equalBytes, utf8 } from './bytes.js';
 import type { Crypto } from './crypto/index.js';
@@ -338,13 +340,12 @@ export class AuditChainVerifier {
       );
     }
     const anchorSeq = this.#anchorSeq;
-    if (this.#prunedThrough !== anchorSeq) {
+    // A log from seq 1 lacks nothing: its pruning records only say what the car deleted from its own copy (the cloud's copy keeps every entry).
+    if (anchorSeq !== 0 && this.#prunedThrough !== anchorSeq) {
       const detail =
         this.#prunedRecordSeq === 0
           ? `the log starts after signed checkpoint ${anchorSeq} but records no pruning: entries were removed`
-          : anchorSeq === 0
-            ? `entry seq ${this.#prunedRecordSeq} records pruning through seq ${String(this.#prunedThrough)}, but the log starts at seq 1: it is not the log the car pruned`
-            : `the log starts after signed checkpoint ${anchorSeq}, but its newest pruning record (entry seq ${this.#prunedRecordSeq}) says entries through seq ${String(this.#prunedThrough)} were pruned: entries were removed`;
+          : `the log starts after signed checkpoint ${anchorSeq}, but its newest pruning record (entry seq ${this.#prunedRecordSeq}) says entries through seq ${String(this.#prunedThrough)} were pruned: entries were removed`;
       return fail('CK_AUDIT_CHAIN_BROKEN', detail, { anchorSeq, prunedThrough: this.#prunedThrough });
     }
     const lastCheckpointSeq = this.#checkpoints[this.#checkpoints.length - 1]?.seq ?? anchorSeq;

@@ -29,9 +29,13 @@
  *     result 204. A mailbox POST is not idempotent (the service picks the item
  *     id): the retry stores a second item when the first had been stored,
  *     counted and printed, never more than one extra.
- * Also a regression test: the first audit page after the car pruned its log
- * carries `anchor`, and the cloud must take it (it answered 400, which left
- * a pruned car's upload stuck for good; found by crash-daemon.test.ts).
+ * Also two regression tests for what crash-daemon.test.ts found: the first
+ * audit page after the car pruned its log carries `anchor`, and the cloud
+ * must take it (it answered 400, which left a pruned car's upload stuck for
+ * good); and the cloud's copy, which keeps the entries the car pruned,
+ * verifies from seq 1 with the car's 'audit-pruned' records in it (the core
+ * verifier refused any log from seq 1 holding one, so `carkey audit
+ * --from-cloud --verify` failed after every prune).
  *
  * Size: CARKEY_CRASH_POINTS (default 50; soak 200), CARKEY_CRASH_SEED
  * (printed). SIGKILL keeps the page cache: this shows process-crash safety;
@@ -45,8 +49,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
 import { DIST, startProgram, stopProgram, type Started } from '../../firmware-sim/rig.js';
-import { encodeAuditPage } from '../../src/core/audit-page.js';
-import { AUDIT_GENESIS_HASH, auditLinkHash, signCheckpoint, type AuditCheckpoint, type AuditEntry } from '../../src/core/audit.js';
+import { decodeAuditPage, encodeAuditPage } from '../../src/core/audit-page.js';
+import { AUDIT_GENESIS_HASH, auditLinkHash, signCheckpoint, verifyAudit, type AuditCheckpoint, type AuditEntry } from '../../src/core/audit.js';
 import { toHex } from '../../src/core/bytes.js';
 import { encodeB64 } from '../../src/cloud/encoding.js';
 import { crashSettings, describePlan, planKillPoints, type KillPoint } from '../helpers/crash-points.js';
@@ -437,6 +441,40 @@ describe('regression: the audit page after a prune', () => {
       const answer = await upload(withAnchor);
       expect(answer.status, answer.text).toBe(200);
       expect(answer.json()).toEqual({ stored: rest.length, lastSeq: entries.length });
+    } finally {
+      await harness.close();
+      await backend.cleanup();
+    }
+  });
+
+  it("the cloud's copy, which keeps what the car pruned, verifies from seq 1 with the car's pruning records in it (it failed: 'not the log the car pruned')", async () => {
+    const backend = sqliteBackend();
+    const harness = await startHarness(await backend.open(), 'inject');
+    try {
+      const state = makeCar(10);
+      expect((await harness.client.register(state.car)).status).toBe(200);
+      grow(state, CHECKPOINT_EVERY);
+      // The car pruned through its checkpoint at seq 8 and recorded it, as store.pruneAudit does.
+      const seq = state.chain.length + 1;
+      const record = { seq, time: 1_800_000_000_000 + seq, kind: 'audit-pruned', fields: { fromSeq: 1, throughSeq: CHECKPOINT_EVERY, entries: CHECKPOINT_EVERY, maxEntries: 100 } };
+      state.chain.push({ ...record, hash: auditLinkHash(crypto, state.chain.at(-1)?.hash ?? AUDIT_GENESIS_HASH, record) });
+      grow(state, CHECKPOINT_EVERY - 1);
+      const upload = await harness.client.transport.send(signedRequest(state.car.car, 'POST', `/v1/vehicles/${state.car.id}/audit`, pageBody(state, state.chain)));
+      expect(upload.status, upload.text).toBe(200);
+      // What the owner reads back from the cloud verifies against the car key, from genesis.
+      const read = await harness.client.call(state.car.owner, 'GET', `/v1/vehicles/${state.car.id}/audit?from=1&limit=64`);
+      const page = decodeAuditPage(new TextEncoder().encode(read.text));
+      if (!page.ok) throw page.error;
+      expect(page.value.entries.map((e) => e.seq)).toEqual(state.chain.map((e) => e.seq));
+      const verified = verifyAudit(page.value.entries, page.value.checkpoints, state.car.car.publicKey, crypto);
+      expect(verified.ok ? 'ok' : verified.error.message).toBe('ok');
+      // A pruned copy (starting after the anchor) still needs the matching pruning record.
+      const anchor = state.checkpoints[0];
+      const retained = page.value.entries.filter((e) => e.seq > CHECKPOINT_EVERY);
+      expect(verifyAudit(retained, page.value.checkpoints.filter((c) => c.seq > CHECKPOINT_EVERY), state.car.car.publicKey, crypto, anchor === undefined ? {} : { anchor }).ok).toBe(true);
+      const forgedRecord = { ...record, fields: { ...record.fields, throughSeq: 2 * CHECKPOINT_EVERY } };
+      const relinked = retained.map((e) => (e.seq === seq ? { ...forgedRecord, hash: e.hash } : e));
+      expect(verifyAudit(relinked, [], state.car.car.publicKey, crypto, anchor === undefined ? {} : { anchor }).ok).toBe(false);
     } finally {
       await harness.close();
       await backend.cleanup();
