@@ -86,11 +86,17 @@ export class AutoLock {
     const watch = this.walkAway;
     if (watch === undefined || this.stopped) return;
     watch.unlockedBy(key, link.id);
+    this.follow(watch, link);
+  }
+
+  /** Watch `link` (RSSI samples in `check`, and its close). */
+  private follow(watch: WalkAwayWatch, link: PeripheralLink): void {
     this.watchedLink = link;
     if (this.closeWatched.has(link)) return;
     this.closeWatched.add(link);
     link.onClose(
       guarded(this.options.logger, 'walk-away link closed', (reason: string) => {
+        if (watch.watched?.link === link.id) this.options.logger.info({ link: link.id, reason }, 'walk-away: the watched link closed');
         watch.linkClosed(link.id, reason === 'link-lost', this.options.monotonic());
         this.check();
       }, this.options.boundary),
@@ -104,7 +110,10 @@ export class AutoLock {
     const before = watch.watched;
     watch.relinked(key, link.id);
     const after = watch.watched;
-    if (before !== undefined && after !== undefined && before.link !== after.link) this.watchedLink = link;
+    if (before !== undefined && after !== undefined && before.link !== after.link) {
+      this.options.logger.info({ link: link.id }, 'walk-away: the phone whose link was lost is back; watching its new link');
+      this.follow(watch, link);
+    }
   }
 
   stop(): void {
@@ -192,13 +201,16 @@ export class AutoLock {
       if (verdict.action === 'disarmed') this.options.logger.info({ why: verdict.why }, 'auto-relock not needed');
     }
     if (watch !== undefined && walkAwayDue) {
-      const verdict = watch.check(monotonic(), { ...facts, otherKeyNear: this.otherKeyNear(watched?.key) } satisfies WalkAwayFacts);
+      if (!watch.triggered) this.options.logger.info({ subject: `key:${watched?.key ?? '?'}` }, 'walk-away: the phone is gone; locking once the doors are closed');
+      const walkFacts: WalkAwayFacts = { ...facts, otherKeyNear: this.otherKeyNear(watched?.key) };
+      const verdict = watch.check(monotonic(), walkFacts);
+      this.options.logger.debug({ facts: walkFacts, verdict: verdict.action }, 'walk-away check');
       if (verdict.action === 'lock') {
         const settings = this.options.walkAway;
         await this.lock('walk-away', { key: verdict.key, reason: verdict.reason, rssi: verdict.rssi ?? null, leaveRssi: settings?.leaveRssi ?? null, graceMs: settings?.graceMs ?? null, waitedMs: Math.round(verdict.waitedMs) });
       } else if (verdict.action === 'ended') {
         this.watchedLink = undefined;
-        this.options.logger.info({ key: verdict.key, reason: verdict.reason, why: verdict.why }, 'walk-away: not locking');
+        this.options.logger.info({ subject: `key:${verdict.key}`, reason: verdict.reason, why: verdict.why }, 'walk-away: not locking');
       }
     }
   }
@@ -220,7 +232,7 @@ export class AutoLock {
     try {
       await this.options.hardware.lock('all');
       this.options.audit.append(kind, fields);
-      this.options.logger.info({ kind, ...fields }, 'the car locked itself');
+      this.options.logger.info({ kind, reason: fields.reason ?? null }, 'the car locked itself');
     } catch (error) {
       const code = toCarkeyError(error).code;
       this.options.audit.append(kind, { ...fields, failed: code });
