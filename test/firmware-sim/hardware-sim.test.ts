@@ -436,6 +436,24 @@ describe('driver error mapping', () => {
     await expectCode(hw.state(), 'CK_HW_UNAVAILABLE');
   });
 
+  it('door positions: firmware without door sensing reports none (positions absent); some but not all is a bad reply', async () => {
+    const base = ['doors=2', 'front-left=locked', 'front-right=unlocked', 'drive=off', 'trunk=closed', 'display1=', 'display2=', 'beeps=0', 'flashes=0'];
+    const path = await fakeController('old-firmware.sock', (id, verb) => {
+      if (verb === 'PING') return formatOk(id, ['firmware=old/1', 'doors=2']);
+      return formatOk(id, base);
+    });
+    const hw = await openHardware(path, { timeoutMs: 2000 });
+    const state = await hw.state();
+    expect(state.doors).toEqual({ 'front-left': 'locked', 'front-right': 'unlocked' });
+    expect(state.positions).toBeUndefined();
+    expect('positions' in state).toBe(false);
+    await hw.close();
+    const partial = await fakeController('partial-doors.sock', (id, verb) => (verb === 'PING' ? formatOk(id, ['firmware=odd/1', 'doors=2']) : formatOk(id, [...base, 'front-left-door=open'])));
+    const odd = await openHardware(partial, { timeoutMs: 2000 });
+    await expectCode(odd.state(), 'CK_HW_BAD_REPLY');
+    await odd.close();
+  });
+
   it('a controller that does not speak the protocol fails at open', async () => {
     const path = await fakeController('wrong.sock', (id) => formatOk(id, ['hello']));
     await expectCode(openHardware(path, { timeoutMs: 2000 }), 'CK_HW_BAD_REPLY');
