@@ -224,7 +224,8 @@ describe('DoS: the owner still unlocks while the car and the cloud are attacked'
     } finally {
       await attack.stop();
     }
-    expect(attack.stats.chunks).toBeGreaterThan(attack.stats.links);
+    expect(attack.stats.links).toBeGreaterThan(3);
+    expect(attack.stats.chunks).toBeGreaterThanOrEqual(attack.stats.links);
     expect(attack.stats.dropped).toBeGreaterThan(0);
     expect(await metric('carkey_refusals_total', '')).toBeGreaterThan(before);
   }, 240_000);
