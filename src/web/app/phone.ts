@@ -37,6 +37,7 @@ import type { Signer } from '../../core/signer.js';
 import { chooseCredential, DEFAULT_TIMEOUTS, failureReason, isTransient, REFUSED_KEY_TEXT, type Outcome, type ProgressEvent } from '../../phone/client.js';
 import { deliverPending, type DeliveryReport } from '../../phone/pending-delivery.js';
 import { checkCarKeyList, checkPairingRequirement, isCoveredBy, latestKnownKeyList, pairingKeyListBody, pendingAfterDelivery, revocationBody, type RevocationTarget } from '../../phone/key-lists.js';
+import { checkLabel } from '../../phone/grant-label.js';
 import { decodeShare, encodeShare } from '../../phone/share.js';
 import { checkName, isValidName, MAX_ISSUED_GRANTS, uniqueName, type VehicleRecord } from '../../phone/vehicle-record.js';
 import { centralChunks, MessageChannel } from '../../transport/channel.js';
@@ -186,6 +187,8 @@ export interface ShareRequest {
   readonly role: Exclude<RoleName, 'owner'>;
   readonly notBefore: number;
   readonly notAfter: number;
+  /** this phone's note on the grant (grant-label.ts); kept here, never put in the share */
+  readonly label?: string | undefined;
 }
 
 export interface AuditReport {
@@ -372,6 +375,7 @@ export class WebPhone {
     const signer = await this.deps.signer();
     if (equalBytes(request.subject, signer.publicKey)) throw new CarkeyError('CK_USAGE', 'that is your own key; owners need no grant');
     if (!crypto.checkPublicKey(request.subject).ok) throw new CarkeyError('CK_USAGE', 'that is not a valid public key (64 hex digits)');
+    const label = request.label === undefined ? undefined : unwrap(checkLabel(request.label));
     const epoch = latestKnownKeyList(record)?.epoch ?? 0;
     const grant = await signGrantWith(crypto, signer, {
       vehicleId: record.vehicleId,
@@ -386,7 +390,7 @@ export class WebPhone {
     const now = clock();
     await store.updateVehicle(record.vehicleId, (current) => {
       const base = current ?? record;
-      return { ...base, issued: [...base.issued, { grant, issuedAt: now }].slice(-MAX_ISSUED_GRANTS) };
+      return { ...base, issued: [...base.issued, { grant, issuedAt: now, ...(label === undefined ? {} : { label }) }].slice(-MAX_ISSUED_GRANTS) };
     });
     return { share: encodeShare({ grant, carIdentityKey: record.carIdentityKey, advSecret: record.advSecret, vehicleName: record.vehicleName }), grant };
   }

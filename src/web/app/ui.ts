@@ -341,6 +341,7 @@ export class App {
     const role = h('select', { id: 'share-role' }, h('option', { value: 'guest' }, 'guest (unlock, lock, start, status)'), h('option', { value: 'driver' }, 'driver (also trunk, walk-up)'), h('option', { value: 'monitor' }, 'monitor (status only)'));
     const from = h('input', { type: 'datetime-local', id: 'share-from', value: localInput(now) });
     const until = h('input', { type: 'datetime-local', id: 'share-until', value: localInput(now + 24 * 3600_000) });
+    const shareLabel = h('input', { type: 'text', id: 'share-label', autocomplete: 'off', placeholder: 'e.g. Sam, weekend' });
     const shareOut = h('div', { id: 'share-out' });
     const last = this.lastShare;
     if (last !== undefined && current !== undefined && last.vehicle === toHex(current.vehicleId)) {
@@ -359,11 +360,12 @@ export class App {
           field('Role', role),
           field('Valid from', from),
           field('Valid until', until, `A guest key lasts at most ${MAX_GRANT_WINDOW_MS.guest / 86_400_000} days.`),
+          field('Your label (optional)', shareLabel, 'Up to 64 characters. It stays on this phone: shown under Keys and next to their entries in the audit log, never sent to the car, the cloud or them.'),
           h('button', { type: 'button', id: 'do-share', onclick: () => void this.run('Share', async (record) => {
             const key = fromHex(subject.value.trim().toLowerCase());
             if (key === undefined || key.length !== 32) throw new CarkeyError('CK_USAGE', 'their public key is 64 hex digits');
             const chosenRole = role.value === 'driver' ? 'driver' : role.value === 'monitor' ? 'monitor' : 'guest';
-            const { share, grant } = await this.phone.share(record, { subject: key, role: chosenRole, notBefore: new Date(from.value).getTime(), notAfter: new Date(until.value).getTime() });
+            const { share, grant } = await this.phone.share(record, { subject: key, role: chosenRole, notBefore: new Date(from.value).getTime(), notAfter: new Date(until.value).getTime(), label: shareLabel.value.trim() === '' ? undefined : shareLabel.value });
             this.lastShare = { vehicle: toHex(record.vehicleId), share, link: `${location.origin}${location.pathname}#${share}` };
             return `grant ${toHex(grant.serial)}: ${grant.role} for key ${keyIdOf(crypto, grant.subject)}, ${iso(grant.notBefore)} → ${iso(grant.notAfter)}`;
           }, false, true) }, 'Share'),
