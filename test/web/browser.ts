@@ -4,6 +4,7 @@
  * temporary profile (its own --user-data-dir) and each `newContext` is an
  * isolated phone (own IndexedDB, service workers, storage).
  */
+import { join } from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 
 export const CHROMIUM = '/usr/bin/chromium';
@@ -32,4 +33,10 @@ export async function act(page: Page, button: string, timeoutMs = 30_000): Promi
   await page.click(button);
   await page.locator('#result', { hasText: /: (done|failed)/ }).waitFor({ timeout: timeoutMs });
   return page.locator('#result').innerText();
+}
+
+/** Where a test's screenshot goes: $CARKEY_SCREENSHOTS (docs/img when refreshing docs/app.md), else `fallbackDir`. */
+export function screenshotPath(fallbackDir: string, name: string): string {
+  const dir = process.env.CARKEY_SCREENSHOTS;
+  return join(dir === undefined || dir === '' ? fallbackDir : dir, name);
 }

@@ -26,7 +26,7 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { DIST, hardwareCtl } from '../../firmware-sim/rig.js';
 import { startWebServer, type RunningWebServer } from '../../src/web/server/serve.js';
 import { startCloudCar, type CloudCar } from '../integration/chaos-rig.js';
-import { act, launchChromium, newPhone, openApp } from './browser.js';
+import { act, launchChromium, newPhone, openApp, screenshotPath } from './browser.js';
 
 const PASSPHRASE = 'correct horse battery';
 
@@ -60,11 +60,6 @@ async function cloudAct(button: string, timeoutMs = 30_000): Promise<string> {
   await page.click(button);
   await page.locator('#cloud-result', { hasText: /: (done|failed)/ }).waitFor({ timeout: timeoutMs });
   return page.locator('#cloud-result').innerText();
-}
-
-function screenshotPath(name: string): string {
-  const dir = process.env.CARKEY_SCREENSHOTS;
-  return dir === undefined || dir === '' ? join(car.rig.dir, name) : join(dir, name);
 }
 
 describe('web app with carkey-cloud, in Chromium, against carkeyd and carkey-cloud', () => {
@@ -123,6 +118,7 @@ describe('web app with carkey-cloud, in Chromium, against carkeyd and carkey-clo
     const shared = await car.carkey('owner', ['share', '--role', 'guest', '--until', '+1d', '--to', publicKey, '--via-cloud']);
     expect(shared.code, shared.stderr).toBe(0);
     expect(await cloudAct('#cloud-inbox')).toContain('1 item, 1 usable');
+    await page.locator('#cloud').screenshot({ path: screenshotPath(car.rig.dir, 'app-inbox.png') });
     const item = page.locator('#inbox li');
     expect(await item.innerText()).toMatch(/Test Car, guest \(unlock, lock, start, status/);
     expect(await cloudAct('#inbox [id^=inbox-accept-]')).toContain('stored a guest key for "Test Car"');
@@ -150,7 +146,7 @@ describe('web app with carkey-cloud, in Chromium, against carkeyd and carkey-clo
     expect(refused).toContain("carkeyd's cloud.remote setting");
     expect(refused).toContain('[CK_DENIED]');
     expect(await locks()).toEqual(['locked', 'locked', 'locked', 'locked']);
-    await page.locator('#cloud').screenshot({ path: screenshotPath('app-cloud.png') });
+    await page.locator('#cloud').screenshot({ path: screenshotPath(car.rig.dir, 'app-cloud.png') });
   }, 120_000);
 
   it('pairs as a second owner, registers the car with the cloud and verifies the audit log read from the cloud', async () => {

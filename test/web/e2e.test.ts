@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { DIST, hardwareCtl, runCli, startDaemonProcess, startRig, stopRig, type CarRig, type CliResult } from '../../firmware-sim/rig.js';
 import { startWebServer, type RunningWebServer } from '../../src/web/server/serve.js';
-import { act, launchChromium, newPhone, openApp } from './browser.js';
+import { act, launchChromium, newPhone, openApp, screenshotPath } from './browser.js';
 
 let rig: CarRig;
 let server: RunningWebServer;
@@ -88,6 +88,7 @@ describe('web app in Chromium, end to end over the simulated radio', () => {
     await page.waitForSelector('#pair-code', { timeout: 20_000 });
     const shown = (await page.locator('#pair-code').innerText()).replace(/\s/g, '');
     expect(shown).toMatch(/^\d{6}$/);
+    await page.locator('#pair-area').screenshot({ path: screenshotPath(rig.dir, 'app-pair.png') });
     expect(await waitForDisplay('Pairing code')).toContain(shown);
     await page.click('#codes-match');
     await waitForDisplay('Hold button');
@@ -181,6 +182,6 @@ describe('web app in Chromium, end to end over the simulated radio', () => {
     await page.reload();
     await page.waitForSelector('#app[data-ready="true"]');
     expect(await page.locator('#car-title').innerText()).toBe('Test Car');
-    await page.screenshot({ path: join(rig.dir, 'main.png') });
+    await page.screenshot({ path: screenshotPath(rig.dir, 'app-main.png') });
   });
 });

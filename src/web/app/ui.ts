@@ -488,7 +488,7 @@ export class App {
             const outcome = answer.outcome;
             if (outcome.status === 'denied' && outcome.category === 'not-permitted') {
               // Over the cloud this also means the car does not take this command remotely: say both.
-              throw new CarkeyError('CK_DENIED', `the car denied the command: ${name}: not-permitted — either the car does not carry out "${name}" through the cloud (its owner chooses that in carkeyd's cloud.remote setting) or your key does not allow it`, { command: name });
+              throw new CarkeyError('CK_DENIED', `${name}: not-permitted — either the car does not carry out "${name}" through the cloud (its owner chooses that in carkeyd's cloud.remote setting) or your key does not allow it`, { command: name });
             }
             const payload = expectOk(outcome, name);
             if (name === 'status') {
