@@ -341,6 +341,7 @@ export interface BenchReport {
 }
 
 export function formatDuration(ns: number): string {
+  if (Number.isNaN(ns)) return '-'; // a row that was not measured (its note says why)
   if (!Number.isFinite(ns)) return String(ns);
   if (ns < 1e3) return `${ns.toFixed(0)} ns`;
   if (ns < 1e6) return `${(ns / 1e3).toFixed(ns < 1e4 ? 2 : 1)} µs`;
@@ -349,6 +350,7 @@ export function formatDuration(ns: number): string {
 }
 
 function formatRate(perSecond: number): string {
+  if (Number.isNaN(perSecond)) return '-';
   if (!Number.isFinite(perSecond)) return String(perSecond);
   return perSecond >= 100
     ? Math.round(perSecond).toLocaleString('en-US')

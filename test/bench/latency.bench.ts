@@ -25,6 +25,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { startBtvirt, type Btvirt } from '../../firmware-sim/btvirt/launcher.js';
 import { hardwareCtl, runCli, startDaemonProcess, startProgram, startRig, stopProgram, stopRig, type CarRig } from '../../firmware-sim/rig.js';
 import { fromHex, toHex } from '../../src/core/bytes.js';
 import type { PhoneCredential } from '../../src/core/phone-session.js';
@@ -171,6 +172,70 @@ for (const intervalMs of INTERVALS) {
   });
 }
 
+// --- the same unlock over real bleno + noble on btvirt emulated controllers -------------------
+
+const BLE_RUNS = Math.max(3, Number(process.env.CARKEY_BENCH_BLE_RUNS ?? '8'));
+
+function notMeasured(name: string, why: string): BenchResult {
+  return { name, samples: 0, elapsedNs: 0, opsPerSecond: Number.NaN, meanNs: Number.NaN, medianNs: Number.NaN, p99Ns: Number.NaN, minNs: Number.NaN, maxNs: Number.NaN, cpuNsPerOp: undefined, note: `not measured: ${why}` };
+}
+
+let btvirt: Btvirt | undefined;
+let bleRig: CarRig | undefined;
+
+registerBench('unlock-ble/e2e-btvirt', {
+  setup: () => noop,
+  measureSelf: async (name): Promise<BenchResult> => {
+    try {
+      btvirt = await startBtvirt();
+    } catch (error) {
+      return notMeasured(name, `btvirt did not start (${error instanceof Error ? error.message : String(error)})`);
+    }
+    const socket = btvirt.leSocketPath;
+    bleRig = await startRig({ config: { transport: 'ble', hciSocket: socket, logLevel: 'warn' } });
+    await startDaemonProcess(bleRig);
+    const car = bleRig;
+    const args = (...rest: string[]): string[] => ['--home', join(car.dir, 'owner'), '--transport', 'ble', '--hci-socket', socket, '--quiet', ...rest];
+    const keygen = await runCli('src/cli/carkey.js', args('keygen'));
+    if (keygen.code !== 0) throw new Error(`${name}: keygen: ${keygen.stderr}`);
+    await hardwareCtl(car, 'press-button');
+    const pairing = runCli('src/cli/carkey.js', args('pair', '--yes'), { timeoutMs: 60_000 });
+    const display = async (): Promise<string> => (JSON.parse((await hardwareCtl(car, 'state', '--json')).stdout) as { display: string[] }).display.join(' | ');
+    await until(async () => /Hold button/.test(await display()), 'the confirmation prompt', 30_000);
+    await hardwareCtl(car, 'long-press');
+    const paired = await pairing;
+    if (paired.code !== 0) throw new Error(`${name}: pair: ${paired.stderr}`);
+    const wall: number[] = [];
+    const toHello: number[] = [];
+    const exchange: number[] = [];
+    const loads: number[] = [];
+    const t0 = process.hrtime.bigint();
+    for (let i = 0; i <= BLE_RUNS; i++) {
+      const started = performance.now();
+      const run = await runCli('src/cli/carkey.js', args('unlock'), { env: { CARKEY_TRACE: '1' }, timeoutMs: 60_000 });
+      const elapsed = performance.now() - started;
+      if (run.code !== 0) throw new Error(`${name}: carkey unlock exited ${run.code}: ${run.stderr}`);
+      if (i === 0) continue; // warm-up
+      const marks = parseTrace(run.stderr);
+      const at = (phase: string): number => marks.find((m) => m.phase === phase)?.t ?? Number.NaN;
+      wall.push(elapsed);
+      loads.push(at('main-loaded'));
+      toHello.push(at('hello') - at('main-loaded'));
+      exchange.push(at('result') - at('hello'));
+    }
+    const note =
+      `p50 ms: load ${median(loads).toFixed(0)}, module loaded → HELLO (noble start, scan, connect, MTU, discovery, CCCD) ${median(toHello).toFixed(0)}, ` +
+      `HELLO → RESULT ${median(exchange).toFixed(0)}; btvirt's controllers use their own connection parameters, not the sim radio's`;
+    return row(name, wall, Number(process.hrtime.bigint() - t0), note);
+  },
+  teardown: async () => {
+    await stopRig(bleRig);
+    bleRig = undefined;
+    await btvirt?.stop();
+    btvirt = undefined;
+  },
+});
+
 // --- carkeyd: cold start and memory ----------------------------------------------------
 
 let ownRig: Promise<CarRig> | undefined;
@@ -260,6 +325,13 @@ async function pairPhones(car: CarRig, guests: number): Promise<Phone[]> {
 
 const isOk = (outcome: RawOutcome): boolean => outcome.kind === 'result' && outcome.result.status === 'ok';
 
+/** V8 heap used and external memory (MiB) from carkeyd's Prometheus metrics (prom-client's defaults). */
+async function heapMiB(statusUrl: string): Promise<{ heap: number; external: number }> {
+  const text = await (await fetch(`${statusUrl}/metrics`)).text();
+  const read = (metric: string): number => Number(new RegExp(`^${metric} ([0-9.e+]+)$`, 'm').exec(text)?.[1] ?? Number.NaN) / 2 ** 20;
+  return { heap: read('carkey_nodejs_heap_size_used_bytes'), external: read('carkey_nodejs_external_memory_bytes') };
+}
+
 function rssKiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const match = /VmRSS:\s+(\d+) kB/.exec(status);
@@ -291,6 +363,8 @@ async function rssLoop(name: string, car: CarRig, pid: number): Promise<BenchRes
   const PER_SESSION = 100;
   const samples: number[] = [];
   const rss: number[] = [rssKiB(pid)];
+  const statusUrl = String(car.daemon?.ready.status);
+  const heaps: Promise<{ heap: number; external: number }>[] = [heapMiB(statusUrl)];
   let done = 0;
   let nextSample = 1000;
   const t0 = process.hrtime.bigint();
@@ -311,6 +385,7 @@ async function rssLoop(name: string, car: CarRig, pid: number): Promise<BenchRes
           done += 1;
           if (done >= nextSample) {
             rss.push(rssKiB(pid));
+            heaps.push(heapMiB(statusUrl));
             nextSample += 1000;
           }
         }
@@ -328,6 +403,9 @@ async function rssLoop(name: string, car: CarRig, pid: number): Promise<BenchRes
   const mib = rss.map((kib) => kib / 1024);
   const firstK = mib[1] ?? mib[0] ?? Number.NaN;
   const last = mib[mib.length - 1] ?? Number.NaN;
-  const note = `${done} unlocks, ${PHONES} phones; RSS MiB every 1000: ${mib.map((v) => v.toFixed(1)).join(' ')}; after the first 1000 → end ${(last - firstK >= 0 ? '+' : '')}${(last - firstK).toFixed(1)} MiB; goal ≤ 64 MiB and flat`;
+  const heap = await Promise.all(heaps.map((p) => p.catch(() => ({ heap: Number.NaN, external: Number.NaN }))));
+  const note =
+    `${done} unlocks, ${PHONES} phones; RSS MiB every 1000: ${mib.map((v) => v.toFixed(1)).join(' ')}; after the first 1000 → end ${last - firstK >= 0 ? '+' : ''}${(last - firstK).toFixed(1)} MiB; ` +
+    `V8 heap used MiB: ${heap.map((h) => h.heap.toFixed(1)).join(' ')}; external MiB: ${heap.map((h) => h.external.toFixed(1)).join(' ')}; goal ≤ 64 MiB and flat`;
   return row(name, samples, Number(process.hrtime.bigint() - t0), note);
 }
