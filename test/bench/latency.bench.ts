@@ -49,6 +49,13 @@ const JITTER_MS = 1;
 const INTERVALS = [30, 7.5] as const;
 
 const noop = (): void => undefined;
+/**
+ * The car refuses a REQUEST that comes more than relayBoundMs (500 ms) after its CHALLENGE
+ * ("too far away"): on an overloaded machine a starved process can take that long. Such a run
+ * is not an unlock to time; it is re-run (at most this many times per sample) and counted in the note.
+ */
+const MAX_RELAY_RERUNS = 3;
+let relayReruns = 0;
 const median = (values: readonly number[]): number => {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.ceil(sorted.length / 2) - 1] ?? Number.NaN;
@@ -99,8 +106,13 @@ async function traceRuns(intervalMs: number): Promise<IntervalRuns> {
   try {
     const args = ['--home', join(car.rig.dir, 'owner'), '--transport', 'sim', '--radio', car.rig.radio, '--cloud', car.cloudUrl, '--timeout', '5000', '--quiet', 'unlock'];
     const one = async (): Promise<TracedRun> => {
-      const t0 = performance.now();
-      const run = await runCli('src/cli/carkey.js', args, { env: { CARKEY_TRACE: '1' } });
+      let t0 = performance.now();
+      let run = await runCli('src/cli/carkey.js', args, { env: { CARKEY_TRACE: '1' } });
+      for (let rerun = 0; run.code === 3 && run.stderr.includes('too far away') && rerun < MAX_RELAY_RERUNS; rerun++) {
+        relayReruns += 1;
+        t0 = performance.now();
+        run = await runCli('src/cli/carkey.js', args, { env: { CARKEY_TRACE: '1' } });
+      }
       const wallMs = performance.now() - t0;
       if (run.code !== 0) throw new Error(`carkey unlock exited ${run.code}: ${run.stderr}`);
       const marks = parseTrace(run.stderr);
@@ -166,7 +178,8 @@ for (const intervalMs of INTERVALS) {
         `p50 ms: load ${p((s) => s.load)}, prepare ${p((s) => s.prepare)}, scan ${p((s) => s.scan)}, connect ${p((s) => s.connect)}, ` +
         `MTU+discovery+CCCD ${p((s) => s.setup)}, HELLO→CHALLENGE ${p((s) => s.challenge)}, phone CPU ${p((s) => s.think)}, REQUEST→RESULT ${p((s) => s.result)}, ` +
         `after RESULT ${p((s) => s.finish)}, spawn+exit ${ms(spawnAndExit)}; floor ${ms(floor)} ms (node start ${ms(start)} + adv wait ${ms((ADV_INTERVAL_MS + ADV_DELAY_MEAN_MS) / 2)} + 1.25 + ${MIN_EVENTS_OWNER_UNLOCK}×${intervalMs}), ` +
-        `p50 ÷ floor ×${(median(wall) / floor).toFixed(2)}`;
+        `p50 ÷ floor ×${(median(wall) / floor).toFixed(2)}` +
+        (relayReruns === 0 ? '' : `; ${relayReruns} run(s) so far refused by the car's relay bound (machine overloaded) and re-run`);
       return row(name, wall, set.elapsedNs, note);
     },
   });
@@ -324,6 +337,7 @@ async function pairPhones(car: CarRig, guests: number): Promise<Phone[]> {
 }
 
 const isOk = (outcome: RawOutcome): boolean => outcome.kind === 'result' && outcome.result.status === 'ok';
+const isProximityDenial = (outcome: RawOutcome): boolean => outcome.kind === 'result' && outcome.result.status === 'denied' && outcome.result.category === 'proximity';
 
 /** V8 heap used and external memory (MiB) from carkeyd's Prometheus metrics (prom-client's defaults). */
 async function heapMiB(statusUrl: string): Promise<{ heap: number; external: number }> {
@@ -367,6 +381,7 @@ async function rssLoop(name: string, car: CarRig, pid: number): Promise<BenchRes
   const heaps: Promise<{ heap: number; external: number }>[] = [heapMiB(statusUrl)];
   let done = 0;
   let nextSample = 1000;
+  let proximityRetries = 0;
   const t0 = process.hrtime.bigint();
   const phone = async (index: number): Promise<void> => {
     while (done < RSS_UNLOCKS) {
@@ -375,6 +390,10 @@ async function rssLoop(name: string, car: CarRig, pid: number): Promise<BenchRes
       const { seed, credential } = mine;
       const session: RawSession = await openRawSession({ crypto, radio: car.radio, carIdentityKey, identitySeed: seed, credential, command: 'unlock', name: `rss-${index}-${randomBytes(2).toString('hex')}` });
       try {
+        if (isProximityDenial(session.first) && proximityRetries < 50) {
+          proximityRetries += 1; // relay bound exceeded by a starved process (see MAX_RELAY_RERUNS)
+          continue;
+        }
         if (!isOk(session.first)) throw new Error(`${name}: unlock answered ${JSON.stringify(session.first)}`);
         done += 1;
         for (let i = 1; i < PER_SESSION && done < RSS_UNLOCKS; i++) {
@@ -406,6 +425,7 @@ async function rssLoop(name: string, car: CarRig, pid: number): Promise<BenchRes
   const heap = await Promise.all(heaps.map((p) => p.catch(() => ({ heap: Number.NaN, external: Number.NaN }))));
   const note =
     `${done} unlocks, ${PHONES} phones; RSS MiB every 1000: ${mib.map((v) => v.toFixed(1)).join(' ')}; after the first 1000 → end ${last - firstK >= 0 ? '+' : ''}${(last - firstK).toFixed(1)} MiB; ` +
-    `V8 heap used MiB: ${heap.map((h) => h.heap.toFixed(1)).join(' ')}; external MiB: ${heap.map((h) => h.external.toFixed(1)).join(' ')}; goal ≤ 64 MiB and flat`;
+    `V8 heap used MiB: ${heap.map((h) => h.heap.toFixed(1)).join(' ')}; external MiB: ${heap.map((h) => h.external.toFixed(1)).join(' ')}; goal ≤ 64 MiB and flat` +
+    (proximityRetries === 0 ? '' : `; ${proximityRetries} session(s) refused by the relay bound (machine overloaded) and reopened`);
   return row(name, samples, Number(process.hrtime.bigint() - t0), note);
 }
