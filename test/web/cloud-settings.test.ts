@@ -9,8 +9,8 @@ import { createCrypto } from '../../src/core/crypto/index.js';
 import { isCarkeyError } from '../../src/core/errors.js';
 import { seedSigner } from '../../src/core/signer.js';
 import { CLOUD_URL_KEY, normaliseCloudUrl, SEALED_NEEDS_SEED, WebCloud } from '../../src/web/app/cloud.js';
-import type { WebPhone } from '../../src/web/app/phone.js';
-import type { WebStore } from '../../src/web/app/store.js';
+import type { VehicleStore } from '../../src/phone/client.js';
+import type { ShareAcceptor } from '../../src/web/app/cloud.js';
 
 const crypto = createCrypto('node');
 
@@ -38,8 +38,8 @@ function cloudFor(seed: Uint8Array | undefined, settings = memorySettings()): We
     random: (n) => new Uint8Array(n).fill(1),
     clock: () => 1_700_000_000_000,
     // Neither is reached by what these tests do (settings, and refusals before any request).
-    store: undefined as unknown as WebStore,
-    phone: undefined as unknown as WebPhone,
+    store: undefined as unknown as VehicleStore,
+    phone: undefined as unknown as ShareAcceptor,
     key: () => ({ signer, seed }),
     progress: () => undefined,
     settings,

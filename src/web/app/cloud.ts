@@ -37,10 +37,28 @@ import type { PhoneCloudDeps } from '../../phone/cloud/deps.js';
 import { checkStatement, registerVehicle } from '../../phone/cloud/key-lists.js';
 import { acknowledge, readInbox, type InboxEntry } from '../../phone/cloud/mailbox.js';
 import { DEFAULT_REMOTE_EXPIRY_MS, sendRemoteCommand, type RemoteAnswer, type RemoteCommandName } from '../../phone/cloud/remote.js';
+import type { VehicleStore } from '../../phone/client.js';
 import type { VehicleRecord } from '../../phone/vehicle-record.js';
-import type { UnlockedKey } from './identity.js';
-import type { WebPhone } from './phone.js';
-import type { WebStore } from './store.js';
+import type { Signer } from '../../core/signer.js';
+
+/** What this module needs of the app (narrow, so it also type-checks and unit-tests outside a page). */
+export interface CloudKey {
+  readonly signer: Signer;
+  /** the seed of a passphrase key; undefined for a device-bound key */
+  readonly seed: Uint8Array | undefined;
+}
+
+export interface ShareAcceptor {
+  /** the web app's accept (WebPhone.accept): the same checks as a pasted link */
+  accept(text: string): Promise<{ record: VehicleRecord; grant: Grant }>;
+}
+
+/** The part of the Web Storage API used for the URL. */
+export interface SettingsStore {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+  removeItem(key: string): void;
+}
 
 export const CLOUD_URL_KEY = 'carkey.cloud.url';
 /** How long the page waits for the car's answer to a remote command. */
@@ -54,14 +72,14 @@ export interface WebCloudDeps {
   readonly crypto: Crypto;
   readonly random: RandomSource;
   readonly clock: Clock;
-  readonly store: WebStore;
-  readonly phone: WebPhone;
+  readonly store: VehicleStore;
+  readonly phone: ShareAcceptor;
   /** the unlocked key (throws when the app is locked) */
-  readonly key: () => UnlockedKey;
+  readonly key: () => CloudKey;
   /** one line of progress for the person */
   readonly progress: (line: string) => void;
-  /** where the URL is kept (default: localStorage) */
-  readonly settings?: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>;
+  /** where the URL is kept (default: the page's localStorage) */
+  readonly settings?: SettingsStore;
   /** per-request deadline (default: the client's, 10 s) */
   readonly timeoutMs?: number;
 }
@@ -88,10 +106,13 @@ export function normaliseCloudUrl(text: string): string {
 }
 
 export class WebCloud {
-  private readonly settings: Pick<Storage, 'getItem' | 'setItem' | 'removeItem'>;
+  private readonly settings: SettingsStore;
 
   constructor(private readonly deps: WebCloudDeps) {
-    this.settings = deps.settings ?? localStorage;
+    const page = (globalThis as { localStorage?: SettingsStore }).localStorage;
+    const settings = deps.settings ?? page;
+    if (settings === undefined) throw new CarkeyError('CK_INTERNAL', 'no settings store (localStorage) here');
+    this.settings = settings;
   }
 
   url(): string | undefined {
@@ -114,7 +135,7 @@ export class WebCloud {
     this.settings.removeItem(CLOUD_URL_KEY);
   }
 
-  private cloudDeps(key: UnlockedKey): PhoneCloudDeps {
+  private cloudDeps(key: CloudKey): PhoneCloudDeps {
     const baseUrl = this.url();
     if (baseUrl === undefined) throw new CarkeyError('CK_USAGE', 'no cloud is set: enter its URL under Cloud first (Bluetooth needs none)', { missing: 'cloud' });
     const { crypto, random, clock } = this.deps;
@@ -124,7 +145,7 @@ export class WebCloud {
     return { crypto, random, clock, client, store: this.deps.store, sleep: (ms) => new Promise((resolve) => setTimeout(resolve, ms)), progress: this.deps.progress };
   }
 
-  private seed(key: UnlockedKey): Uint8Array {
+  private seed(key: CloudKey): Uint8Array {
     if (key.seed === undefined) throw new CarkeyError('CK_USAGE', SEALED_NEEDS_SEED);
     return key.seed;
   }
