@@ -116,6 +116,14 @@ export class AutoLock {
     }
   }
 
+  /** For /state: which features are on and what they wait for. */
+  status(): { readonly autoRelock: { readonly armed: boolean } | null; readonly walkAway: { readonly watchingKey: string | null; readonly triggered: boolean } | null } {
+    return {
+      autoRelock: this.relock === undefined ? null : { armed: this.relock.armed },
+      walkAway: this.walkAway === undefined ? null : { watchingKey: this.walkAway.watched?.key ?? null, triggered: this.walkAway.triggered },
+    };
+  }
+
   stop(): void {
     this.stopped = true;
     if (this.timer !== undefined) clearInterval(this.timer);

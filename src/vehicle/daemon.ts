@@ -13,7 +13,10 @@
  *   that have not authenticated, then authenticated non-owner links (grant
  *   holders), then a pairing link. Owner links are never evicted, so an
  *   owner is never refused while any slot is held by a non-owner; only when
- *   every slot holds an owner is the newcomer dropped.
+ *   every slot holds an owner is the newcomer dropped. A link whose handshake
+ *   is in progress (CHALLENGE sent under HANDSHAKE_GRACE_MS ago) is not
+ *   evicted either: a newcomer finding only such links is refused, so an
+ *   owner who got a slot finishes instead of losing the link mid-command.
  * - A link is authenticated only while its credential is valid now
  *   (link-handler.ts); authenticated links are re-checked every second and
  *   on every key-list change, and dropped when their grant has expired or
@@ -60,6 +63,14 @@ import { checkStatusPort, startStatusServer, type StatusServer } from './status-
 import { SyncWorker } from './sync/worker.js';
 import { VehicleStore } from './store.js';
 import { openPeripheral } from './transports.js';
+
+/**
+ * How long a link that has been sent its CHALLENGE keeps its slot against newcomers: the
+ * phone's REQUEST→RESULT takes a few connection events (well under 0.5 s even at a 100 ms
+ * interval with some loss), so 1.5 s protects a genuine handshake while an attacker that
+ * stalls after HELLO holds a slot for at most this long before it can be displaced.
+ */
+export const HANDSHAKE_GRACE_MS = 1500;
 
 export interface DaemonDeps {
   readonly logger: Logger;
@@ -244,9 +255,17 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       for (const [state, count] of Object.entries(counts)) metrics.connections.set({ state }, count);
     };
 
-    /** Eviction order when the slots are full (lower goes first); owner links are never evicted. */
-    const evictionRank = (l: LinkHandler): number | undefined => {
-      if (l.state === 'unauthenticated') return 0;
+    /**
+     * Eviction order when the slots are full (lower goes first); owner links are never evicted,
+     * and neither is a link inside its handshake grace (answered with a CHALLENGE less than
+     * HANDSHAKE_GRACE_MS ago, capped by the challenge's lifetime): a phone that is proving who it
+     * is finishes, instead of losing its link after its REQUEST went out ("may or may not have
+     * been carried out"). A newcomer that finds every slot protected is refused at once; the
+     * phone retries that (a disconnect before any command is transient).
+     */
+    const graceMs = Math.min(HANDSHAKE_GRACE_MS, config.challengeTtlMs);
+    const evictionRank = (l: LinkHandler, now: number): number | undefined => {
+      if (l.state === 'unauthenticated') return l.challengedAt !== undefined && now - l.challengedAt < graceMs ? undefined : 0;
       if (l.state === 'authenticated') return l.isOwnerNow() ? undefined : 1;
       if (l.state === 'pairing') return 2;
       return undefined;
@@ -255,8 +274,9 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
       if (links.size >= config.slots) {
         let victim: LinkHandler | undefined;
         let victimRank = Infinity;
+        const now = monotonic();
         for (const candidate of links) {
-          const rank = evictionRank(candidate);
+          const rank = evictionRank(candidate, now);
           if (rank === undefined) continue;
           if (rank < victimRank || (rank === victimRank && victim !== undefined && candidate.openedAt < victim.openedAt)) {
             victim = candidate;
@@ -265,7 +285,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
         }
         if (victim === undefined) {
           metrics.connectionsTotal.inc({ event: 'refused-full' });
-          logger.warn('every connection slot holds an owner session; refusing a new link');
+          logger.warn('every connection slot holds an owner session or a handshake in progress; refusing a new link');
           void link.disconnect().catch(() => undefined);
           return;
         }
@@ -394,6 +414,7 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
           refusalsPending: refusals.pending,
           storeSharedMemory: store.sharedMemory,
           sync: sync?.status() ?? { enabled: false },
+          autoLock: autoLock.status(),
         }),
       });
       const server = status;

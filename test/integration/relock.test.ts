@@ -79,8 +79,12 @@ async function pairOwner(rig: CarRig): Promise<{ seed: Uint8Array; keyId: string
   return { seed: await store.unlockSeed(() => Promise.resolve(undefined)), keyId: keyIdOf(crypto, fromHex(who.publicKey) ?? new Uint8Array(32)) };
 }
 
+async function carState(rig: CarRig): Promise<{ auditLastSeq: number; autoLock: unknown }> {
+  return (await (await fetch(`${String(rig.daemon?.ready.status)}/state`)).json()) as { auditLastSeq: number; autoLock: unknown };
+}
+
 async function lastSeq(rig: CarRig): Promise<number> {
-  return ((await (await fetch(`${String(rig.daemon?.ready.status)}/state`)).json()) as { auditLastSeq: number }).auditLastSeq;
+  return (await carState(rig)).auditLastSeq;
 }
 
 async function auditSince(rig: CarRig, afterSeq: number): Promise<Entry[]> {
@@ -184,9 +188,11 @@ describe('walk-away lock over the sim radio', () => {
     const before = await lastSeq(rig);
     const { session, name } = await unlockAndStay();
     try {
+      expect((await carState(rig)).autoLock).toEqual({ autoRelock: null, walkAway: { watchingKey: owner.keyId, triggered: false } });
       // -55 → -95 dBm over 3 s: below -80 after about 2 s, still above the radio's sensitivity (-100), so the link stays up.
       await setLinkProfile(rig.radio, { central: name, rssi: 'walk-away:-55:-95:3000:0' });
       await waitForLocks(rig, allLocked, 'locked by walk-away');
+      expect((await carState(rig)).autoLock).toEqual({ autoRelock: null, walkAway: { watchingKey: null, triggered: false } });
       const walkAway = (await auditSince(rig, before)).filter((e) => e.kind === 'walk-away');
       expect(walkAway).toHaveLength(1);
       expect(walkAway[0]?.fields).toMatchObject({ key: owner.keyId, reason: 'rssi', leaveRssi: -80, graceMs: 1000 });

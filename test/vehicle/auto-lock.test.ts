@@ -134,6 +134,7 @@ describe('AutoLock wiring', () => {
     await elapse(2 * AUTO_LOCK_CHECK_MS);
     expect(car.allLocked).toBe(true);
     expect(written).toEqual([{ kind: 'auto-relock', fields: { reason: 'no-door-opened', afterMs: 10_000 } }]);
+    expect(lock.status()).toEqual({ autoRelock: { armed: false }, walkAway: null });
   });
 
   it.each([
@@ -196,6 +197,7 @@ describe('AutoLock wiring', () => {
     const link = new FakeLink('l1');
     await lock.port.unlock('all');
     lock.bleUnlocked('k1', link);
+    expect(lock.status()).toEqual({ autoRelock: null, walkAway: { watchingKey: 'k1', triggered: false } });
     await elapse(1000);
     link.rssiValue = -90;
     await elapse(1999);
