@@ -256,7 +256,6 @@ async function operation(point: KillPoint<Kind>, stop: Stop): Promise<void> {
       while (!stop.now) {
         const run = await carkey(owner.home, ['unlock']);
         if (run.code === 0) acked.unlocks++;
-        else if (process.env.CARKEY_CRASH_DEBUG === '1') process.stdout.write(`unlock exit ${run.code}: ${run.stderr}\n`);
       }
       return;
     case 'revoke-ble':
@@ -401,10 +400,16 @@ describe('carkeyd SIGKILLed during real work', () => {
 
   it(`keeps every acknowledged operation over ${plan.length} seeded kill points`, async () => {
     const inFlight: Promise<void>[] = [];
+    // A step that failed in the background fails the test where it is awaited (never as an unhandled rejection).
+    const background: unknown[] = [];
+    const drain = async (): Promise<void> => {
+      await Promise.all(inFlight.splice(0));
+      if (background.length > 0) throw background[0];
+    };
     for (const point of plan) {
       await prepare(point);
       // A pairing needs the car to itself: let the steps cut by earlier kills end first.
-      if (point.kind === 'pairing') await Promise.all(inFlight.splice(0));
+      if (point.kind === 'pairing') await drain();
       let done = false;
       const stop: Stop = { now: false };
       const work = operation(point, stop).finally(() => {
@@ -416,14 +421,14 @@ describe('carkeyd SIGKILLed during real work', () => {
       await killCar();
       // A CLI cut by the kill waits for its own timeout; it ends (and records any ack) in the background.
       if (point.kind === 'pairing') await work;
-      else inFlight.push(work);
+      else inFlight.push(work.catch((error: unknown) => void background.push(error)));
       checkAfterKill(point);
       await startCar();
       await checkAfterRestart(point);
       if (!acked.paired || (await carState()).paired !== true) await recoverPairing();
     }
 
-    await Promise.all(inFlight.splice(0));
+    await drain();
     // Settle: the car syncs with the cloud until nothing is left to send.
     await until(async () => {
       const sync = await syncState();
