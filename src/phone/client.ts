@@ -99,7 +99,7 @@ export interface ClientTimeouts {
   readonly answerMs: number;
   /** pairing: how long to wait for the confirmation on the car */
   readonly pairConfirmMs: number;
-  /** attempts for transient failures (1 = no retry) */
+  /** attempts for transient failures without a deadline (1 = no retry); with deadlineMs, retries run until it */
   readonly attempts: number;
   /** first backoff delay; doubles per retry */
   readonly backoffMs: number;
@@ -120,6 +120,9 @@ export interface ClientTimeouts {
 export const SIGNATURE_FALLBACK_AFTER_MS = 1500;
 /** At most this many unmatched advertisers are tried per connection attempt. */
 export const SIGNATURE_FALLBACK_MAX = 4;
+
+/** Longest wait between two attempts (the backoff doubles up to this). */
+export const MAX_BACKOFF_MS = 1000;
 
 export const DEFAULT_TIMEOUTS: ClientTimeouts = { scanMs: 10_000, connectMs: 10_000, answerMs: 5_000, pairConfirmMs: 120_000, attempts: 3, backoffMs: 250 };
 
@@ -398,10 +401,9 @@ export class CarkeyClient {
     const transport = await this.deps.openTransport();
     try {
       const tried = new Set<string>();
-      const { link, session, challenge } = await this.withRetries(async (attempt) => {
+      const { link, session, challenge, address } = await this.withRetries(async (attempt) => {
         for (;;) {
           const { link: opened, matched, address } = await this.openCarLink(transport, attempt, record, tried);
-          if (matched) this.deps.addressHints?.set(toHex(record.vehicleId), address);
           try {
             const phone = new PhoneSession({ crypto, random: this.deps.random, identitySeed: seed, carIdentityKey: record.carIdentityKey });
             const trace = this.deps.trace ?? noTrace;
@@ -417,7 +419,7 @@ export class CarkeyClient {
             }
             const value = unwrap(info);
             if (!matched) this.progress({ kind: 'found-by-signature', address });
-            return { link: opened, session: phone, challenge: value };
+            return { link: opened, session: phone, challenge: value, address };
           } catch (error) {
             await opened.close();
             throw error;
@@ -425,7 +427,13 @@ export class CarkeyClient {
         }
       });
       this.progress({ kind: 'connected', keyListVersion: challenge.keyListVersion });
-      const connection = new VehicleConnection(link, session, record, challenge, clock, () => transport.close(), this.deps.trace);
+      // The car proved itself (signed CHALLENGE) at `address`: remember it for the next connection,
+      // when this one closes, so writing the hint never delays a REQUEST (the car times CHALLENGE → REQUEST).
+      const onClose = async (): Promise<void> => {
+        this.deps.addressHints?.set(toHex(record.vehicleId), address);
+        await transport.close();
+      };
+      const connection = new VehicleConnection(link, session, record, challenge, clock, onClose, this.deps.trace);
       try {
         const delivery = await this.deliverPending(connection, seed);
         return { connection, delivery };
@@ -618,8 +626,11 @@ export class CarkeyClient {
         return await attempt(n);
       } catch (thrown) {
         const error = toCarkeyError(thrown);
-        if (n >= this.timeouts.attempts || !isTransient(error)) throw error;
-        const delayMs = this.timeouts.backoffMs * 2 ** (n - 1);
+        // With a deadline, transient failures before any command was sent are retried for as
+        // long as it allows (a car whose slots are busy, docs/threat-model.md); without one,
+        // `attempts` bounds them.
+        if (!isTransient(error) || (this.timeouts.deadlineMs === undefined && n >= this.timeouts.attempts)) throw error;
+        const delayMs = Math.min(this.timeouts.backoffMs * 2 ** (n - 1), MAX_BACKOFF_MS);
         // No retry that could not even start before the deadline: report what failed.
         if (delayMs >= this.left()) throw error;
         this.progress({ kind: 'retrying', attempt: n + 1, delayMs, error });

@@ -32,6 +32,13 @@ export async function stopE2e(): Promise<void> {
 }
 
 const noop = (): void => undefined;
+/**
+ * The car's relay bound (a REQUEST more than 500 ms after its CHALLENGE is refused, "too far
+ * away") is what a starved process on an overloaded machine trips; such a run is not a cloud
+ * effect. It is counted in the row's note (its time stays in the samples), not a failure of the run.
+ */
+const RELAY_REFUSAL = 'too far away';
+const relayNote = (count: number): { note?: string } => (count === 0 ? {} : { note: `${count} run(s) refused by the car's relay bound (machine overloaded); their times are included` });
 
 registerBench('e2e-unlock/cloud-healthy', {
   setup: async () => {
@@ -42,13 +49,15 @@ registerBench('e2e-unlock/cloud-healthy', {
     const theCar = await rig();
     await theCar.unlock(); // warm-up (page cache, first scan)
     const samples: number[] = [];
+    let refused = 0;
     const t0 = process.hrtime.bigint();
     for (let i = 0; i < RUNS; i++) {
       const run = await theCar.unlock();
-      if (run.code !== 0) throw new Error(`${name}: carkey unlock exited ${run.code}: ${run.stderr}`);
+      if (run.code === 3 && run.stderr.includes(RELAY_REFUSAL)) refused += 1;
+      else if (run.code !== 0) throw new Error(`${name}: carkey unlock exited ${run.code}: ${run.stderr}`);
       samples.push(run.ms * 1e6);
     }
-    return summarize(name, samples, Number(process.hrtime.bigint() - t0));
+    return { ...summarize(name, samples, Number(process.hrtime.bigint() - t0)), ...relayNote(refused) };
   },
 });
 
@@ -65,9 +74,10 @@ for (const mode of SWITCH_FAULTS) {
       const t0 = process.hrtime.bigint();
       const run = await compareUnlocks(theCar, mode, half, () => theCar.setFault('*', mode), () => theCar.setFault('*', 'off'));
       const elapsed = Number(process.hrtime.bigint() - t0) / 2;
-      if (run.failures.length > 0) throw new Error(`${name}: ${run.failures.join('; ')}`);
+      const failures = run.failures.filter((failure) => !failure.includes(RELAY_REFUSAL));
+      if (failures.length > 0) throw new Error(`${name}: ${failures.join('; ')}`);
       const ratio = pct(run.faulted, 0.5) / pct(run.healthy, 0.5);
-      return summarize(`${name} ×${ratio.toFixed(2)}`, run.faulted.map((ms) => ms * 1e6), elapsed);
+      return { ...summarize(`${name} ×${ratio.toFixed(2)}`, run.faulted.map((ms) => ms * 1e6), elapsed), ...relayNote(run.failures.length) };
     },
   });
 }
