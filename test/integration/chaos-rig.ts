@@ -59,7 +59,8 @@ export async function until(check: () => Promise<boolean> | boolean, what: strin
   throw new Error(`timed out waiting for: ${what}`);
 }
 
-export async function startCloudCar(): Promise<CloudCar> {
+/** `carConfig`: carkeyd settings on top of the rig's (its `cloud` members are merged under the rig's cloud URL and timings). */
+export async function startCloudCar(options: { readonly carConfig?: Record<string, unknown> } = {}): Promise<CloudCar> {
   let rig: CarRig | undefined;
   let cloud: Started | undefined;
   let proxy: CloudProxy | undefined;
@@ -69,13 +70,15 @@ export async function startCloudCar(): Promise<CloudCar> {
     await stopProgram(cloud);
   };
   try {
-    rig = await startRig({ config: { logLevel: 'warn' } });
+    const { cloud: carCloud, ...carConfig } = options.carConfig ?? {};
+    rig = await startRig({ config: { logLevel: 'warn', ...carConfig } });
     cloud = await startProgram('src/cli/carkey-cloud.js', ['serve', '--port', '0', '--host', '127.0.0.1', '--data', join(rig.dir, 'cloud-data'), '--faults', '--log-level', 'error'], { env: { DATABASE_URL: '' } });
     const cloudUrl = String(cloud.ready.url);
     proxy = new CloudProxy(cloudUrl);
     await proxy.start();
     const config = JSON.parse(readFileSync(rig.configPath, 'utf8')) as Record<string, unknown>;
-    writeFileSync(rig.configPath, JSON.stringify({ ...config, cloud: { url: proxy.url, longPollSeconds: 5, requestTimeoutMs: 2000, auditUploadIntervalMs: 1000 } }));
+    const extraCloud = typeof carCloud === 'object' && carCloud !== null ? carCloud : {};
+    writeFileSync(rig.configPath, JSON.stringify({ ...config, cloud: { ...extraCloud, url: proxy.url, longPollSeconds: 5, requestTimeoutMs: 2000, auditUploadIntervalMs: 1000 } }));
     await startDaemonProcess(rig);
     const car = rig;
     const carkey = (home: string, args: readonly string[]): Promise<CliResult> =>
