@@ -213,6 +213,22 @@ describe('runBenchmarks', () => {
     expect(text).toContain('Node v20.0.0');
     expect(text).toContain('load average 3.5 at start (machine busy');
     expect(text).toMatch(/ed25519-sign\/node\s+20,000\s+50\.0 µs\s+50\.0 µs\s+45\.0 µs\s+2/);
+    expect(text).not.toContain('notes:');
+  });
+
+  it('prints row notes under the table, and "-" for a row that was not measured', () => {
+    const notMeasured = { ...summarize('ble/row', [1], 1), samples: 0, opsPerSecond: Number.NaN, medianNs: Number.NaN, p99Ns: Number.NaN, note: 'not measured: no emulator' };
+    const text = formatReport({
+      date: '2025-01-01T00:00:00.000Z',
+      machine: { cpuModel: 'Test CPU', cores: 2, platform: 'linux', arch: 'x64', node: 'v20.0.0', openssl: '3.0.0', v8: '11', memoryMiB: 1024, loadAverage: 0.1 },
+      settings: { seconds: 2, warmupSeconds: 0.5, filter: undefined, timerOverheadNs: 40 },
+      results: [{ ...summarize('unlock/row', [2e6], 2e6), note: 'round trips 5' }, summarize('plain/row', [1000], 1000), notMeasured],
+    });
+    const lines = text.split('\n');
+    const notes = lines.indexOf('notes:');
+    expect(notes).toBeGreaterThan(lines.findIndex((line) => line.startsWith('unlock/row')));
+    expect(lines.slice(notes + 1)).toEqual(['  unlock/row: round trips 5', '  ble/row: not measured: no emulator']);
+    expect(lines.find((line) => line.startsWith('ble/row'))).toMatch(/^ble\/row\s+-\s+-\s+-\s+-\s+0$/);
   });
 });
 
