@@ -14,7 +14,8 @@
  *   holders), then a pairing link. Owner links are never evicted, so an
  *   owner is never refused while any slot is held by a non-owner; only when
  *   every slot holds an owner is the newcomer dropped. A link whose handshake
- *   is in progress (CHALLENGE sent under HANDSHAKE_GRACE_MS ago) is not
+ *   is in progress (opened or sent its CHALLENGE under HANDSHAKE_GRACE_MS ago,
+ *   no REQUEST yet) is not
  *   evicted either: a newcomer finding only such links is refused, so an
  *   owner who got a slot finishes instead of losing the link mid-command.
  * - A link is authenticated only while its credential is valid now
@@ -65,12 +66,13 @@ import { VehicleStore } from './store.js';
 import { openPeripheral } from './transports.js';
 
 /**
- * How long a link that has been sent its CHALLENGE keeps its slot against newcomers: the
- * phone's REQUEST→RESULT takes a few connection events (well under 0.5 s even at a 100 ms
- * interval with some loss), so 1.5 s protects a genuine handshake while an attacker that
- * stalls after HELLO holds a slot for at most this long before it can be displaced.
+ * How long each handshake step (connect → HELLO, CHALLENGE → REQUEST) keeps a link's slot
+ * against newcomers: a phone takes a few connection events per step (under 0.2 s at a 30 ms
+ * interval), so 0.5 s protects a genuine handshake, while an attacker that stalls holds a
+ * protected slot for at most about twice this long. Longer graces let stalling attackers
+ * refuse everyone else more often (measured with test/integration/dos.test.ts churn cases).
  */
-export const HANDSHAKE_GRACE_MS = 1500;
+export const HANDSHAKE_GRACE_MS = 500;
 
 export interface DaemonDeps {
   readonly logger: Logger;
@@ -257,15 +259,19 @@ export async function startDaemon(config: DaemonConfig, deps: DaemonDeps): Promi
 
     /**
      * Eviction order when the slots are full (lower goes first); owner links are never evicted,
-     * and neither is a link inside its handshake grace (answered with a CHALLENGE less than
-     * HANDSHAKE_GRACE_MS ago, capped by the challenge's lifetime): a phone that is proving who it
-     * is finishes, instead of losing its link after its REQUEST went out ("may or may not have
-     * been carried out"). A newcomer that finds every slot protected is refused at once; the
-     * phone retries that (a disconnect before any command is transient).
+     * and neither is a link inside its handshake grace: opened, or sent its CHALLENGE, less than
+     * HANDSHAKE_GRACE_MS ago (capped by the challenge's lifetime) with no REQUEST yet. So a phone
+     * that is proving who it is finishes instead of losing its link mid-handshake, or after its
+     * REQUEST went out ("may or may not have been carried out"); a phone that was denied is not
+     * protected. A newcomer that finds every slot protected is refused at once; the phone
+     * retries that (a disconnect before any command is transient).
      */
     const graceMs = Math.min(HANDSHAKE_GRACE_MS, config.challengeTtlMs);
     const evictionRank = (l: LinkHandler, now: number): number | undefined => {
-      if (l.state === 'unauthenticated') return l.challengedAt !== undefined && now - l.challengedAt < graceMs ? undefined : 0;
+      if (l.state === 'unauthenticated') {
+        const since = l.handshakePendingSince;
+        return since !== undefined && now - since < graceMs ? undefined : 0;
+      }
       if (l.state === 'authenticated') return l.isOwnerNow() ? undefined : 1;
       if (l.state === 'pairing') return 2;
       return undefined;

@@ -125,6 +125,8 @@ export class LinkHandler {
   private readonly log: Logger;
   private readonly closeHandlers: (() => void)[] = [];
   private pairingCode: string | undefined;
+  private challengedAtValue: number | undefined;
+  private requestArrived = false;
 
   constructor(
     readonly link: PeripheralLink,
@@ -160,6 +162,15 @@ export class LinkHandler {
 
   get state(): LinkState {
     return this.stateValue;
+  }
+
+  /**
+   * While this link's handshake is still to finish (no REQUEST has arrived yet): when its last
+   * step happened, the CHALLENGE going out or else the link opening (monotonic ms). Undefined
+   * once a REQUEST has arrived.
+   */
+  get handshakePendingSince(): number | undefined {
+    return this.requestArrived ? undefined : (this.challengedAtValue ?? this.openedAt);
   }
 
   /** The credential this link authenticated with (undefined unless authenticated). */
@@ -294,6 +305,7 @@ export class LinkHandler {
   private async onEvent(event: VehicleEvent, stage: string): Promise<void> {
     switch (event.kind) {
       case 'reply':
+        if (this.session.stateName === 'challenged' && this.challengedAtValue === undefined) this.challengedAtValue = this.deps.monotonic();
         if (this.session.stateName === 'pair-challenged') {
           this.stateValue = 'pairing';
           this.armIdle(this.deps.config.pairingWindowMs);
@@ -304,6 +316,10 @@ export class LinkHandler {
         await this.refuse(event.error, stage === 'challenged');
         return;
       case 'request':
+        // The handshake is over once a REQUEST arrives: onRequest recognises the key before its
+        // first await, so a phone that proved a credential valid now is authenticated (and kept
+        // by the slot rules) and any other link is displaceable while its answer goes out.
+        this.requestArrived = true;
         await this.onRequest(event);
         return;
       case 'pair-code':

@@ -12,7 +12,7 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import { createCrypto } from '../../src/core/crypto/index.js';
 import { CarkeyError } from '../../src/core/errors.js';
 import { ADV_FLAG_PAIRING, encodeServiceData } from '../../src/core/identity.js';
-import { CarkeyClient, type ClientTimeouts } from '../../src/phone/client.js';
+import { CarkeyClient, MAX_BACKOFF_MS, type ClientTimeouts } from '../../src/phone/client.js';
 import { KeyStore } from '../../src/phone/keystore.js';
 import type { CentralTransport, Discovery } from '../../src/transport/types.js';
 import { seededRandom } from '../helpers/core-fixtures.js';
@@ -83,11 +83,23 @@ describe('the whole-command deadline', () => {
     expect(result.error.code).toBe('CK_TRANSPORT_CONNECT_FAILED');
   });
 
-  it('retries while time is left, each bounded by the rest of the deadline', async () => {
+  it('retries while time is left (not only 3 attempts), each bounded by the rest of the deadline', async () => {
     const result = await run({ deadlineMs: 5000, connectMs: 1000, backoffMs: 100 });
-    // 100 scan + 1000 connect, 100 backoff; 100 + 1000, 200 backoff; 100 + 1000: 3 attempts, 3600 ms in all.
-    expect(result.connects).toEqual([1000, 1000, 1000]);
-    expect(result.elapsed).toBeLessThanOrEqual(5000);
+    // 100 scan + 1000 connect, 100 backoff; 1100, 200 backoff; 1100, 400 backoff (4000 ms);
+    // 100 scan + the 900 ms left for the 4th connect: 5000 ms, and the next backoff does not fit.
+    expect(result.connects).toEqual([1000, 1000, 1000, 900]);
+    expect(result.elapsed).toBe(5000);
+  });
+
+  it('with a deadline the backoff doubles up to MAX_BACKOFF_MS (1000 ms) and no further', async () => {
+    expect(MAX_BACKOFF_MS).toBe(1000);
+    const result = await run({ deadlineMs: 20_000, connectMs: 100, backoffMs: 250 });
+    // Attempts of 200 ms (100 scan + 100 connect); backoffs 250, 500, then 1000 each:
+    // attempt 3 ends at 1350, attempt k ≥ 3 at 1350 + (k - 3) × 1200; attempt 18 ends at 19350,
+    // and the next 1000 ms backoff does not fit in the 650 ms left. (Doubling without the cap
+    // would give 8 attempts.)
+    expect(result.connects.length).toBe(18);
+    expect(result.elapsed).toBe(19_350);
   });
 
   it('nothing starts once the deadline has passed', async () => {
