@@ -48,7 +48,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DIST, startProgram, stopProgram, type Started } from '../../firmware-sim/rig.js';
+import { DIST, startProgram, type Started } from '../../firmware-sim/rig.js';
 import { decodeAuditPage, encodeAuditPage } from '../../src/core/audit-page.js';
 import { AUDIT_GENESIS_HASH, auditLinkHash, signCheckpoint, verifyAudit, type AuditCheckpoint, type AuditEntry } from '../../src/core/audit.js';
 import { toHex } from '../../src/core/bytes.js';
@@ -70,7 +70,7 @@ let server: Started | undefined;
 let baseUrl = '';
 
 afterAll(async () => {
-  await stopProgram(server, 'SIGKILL');
+  await killServer();
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -360,7 +360,11 @@ async function startServer(): Promise<Started> {
   return started;
 }
 
-async function kill(started: Started | undefined): Promise<void> {
+/** SIGKILL the serving process and wait until it is gone. */
+async function killServer(): Promise<void> {
+  const started = server;
+  // Forgotten first: rig.ts's stopProgram waits for an exit that already happened if it gets a killed child.
+  server = undefined;
   if (started === undefined || started.child.exitCode !== null || started.child.signalCode !== null) return;
   const exited = new Promise((resolve) => started.child.once('exit', resolve));
   started.child.kill('SIGKILL');
@@ -379,6 +383,8 @@ describe('carkey-cloud (SQLite) SIGKILLed while clients write', () => {
       const where = `seed ${settings.seed} point ${point.index} (${point.kind} @${point.delayMs} ms)`;
       if (point.kind === 'starting') {
         // Kill while it starts: spawned, opening and migrating the store, maybe already listening.
+        // (The one serving since the last point goes first: one process on the data at a time.)
+        await killServer();
         const child = spawn(process.execPath, [join(DIST, 'src/cli/carkey-cloud.js'), ...SERVE_ARGS], { stdio: 'ignore', env: { ...process.env, DATABASE_URL: '' } });
         const exited = new Promise((resolve) => child.once('exit', resolve));
         await new Promise((r) => setTimeout(r, point.delayMs));
@@ -391,7 +397,7 @@ describe('carkey-cloud (SQLite) SIGKILLed while clients write', () => {
         const loops = cars.flatMap((state) => [keyListLoop(state, stop, lost), auditLoop(state, stop, lost, pick), commandLoop(state, stop, lost), mailboxLoop(state, stop, lost)]);
         await new Promise((r) => setTimeout(r, point.delayMs));
         stop.now = true;
-        await kill(server);
+        await killServer();
         await Promise.all(loops);
         if (lost.length > 0) killsWithLost++;
         // The database opens read-only straight after the kill (WAL not yet recovered).

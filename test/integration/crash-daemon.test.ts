@@ -157,6 +157,8 @@ async function killCar(): Promise<void> {
   const exited = new Promise((resolve) => daemon.child.once('exit', resolve));
   daemon.child.kill('SIGKILL');
   await exited;
+  // rig.ts's stopProgram waits for an exit that already happened if it gets a killed child (exitCode stays null).
+  rig.daemon = undefined;
   tally.kills++;
 }
 
