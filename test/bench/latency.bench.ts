@@ -254,10 +254,14 @@ registerBench('unlock-ble/e2e-btvirt', {
 let ownRig: Promise<CarRig> | undefined;
 
 /** A car without cloud, rate limits raised so 10,000 unlocks can run back to back (16 slots). */
+/** The Node flags deploy/carkeyd.service starts carkeyd with. */
+export const CARKEYD_NODE_OPTIONS = '--max-semi-space-size=1';
+
 function carRig(): Promise<CarRig> {
   ownRig ??= (async () => {
     const made = await startRig({ config: { logLevel: 'warn', slots: 16, perLinkRate: 1000, perLinkBurst: 1000, globalRate: 10_000, globalBurst: 10_000, sessionIdleMs: 60_000 } });
-    await startDaemonProcess(made);
+    // As deployed (deploy/carkeyd.service): V8's young generation capped at 1 MiB per semi-space.
+    await startDaemonProcess(made, { env: { NODE_OPTIONS: CARKEYD_NODE_OPTIONS } });
     return made;
   })();
   return ownRig;
