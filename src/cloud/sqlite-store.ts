@@ -21,6 +21,7 @@
 import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { StatementCache } from '../common/statement-cache.js';
 import { CarkeyError } from '../core/errors.js';
 import { ChangeHub } from './changes.js';
 import { SqlCloudStore, type MigrationSession, type Row, type SqlDriver, type SqlStatement, type SqlValue } from './sql-store.js';
@@ -55,21 +56,18 @@ class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite' as const;
   readonly hub = new ChangeHub();
   readonly #db: Database.Database;
-  readonly #statements = new Map<string, Database.Statement>();
+  /** Each query prepared once (common/statement-cache.ts): per-call statements held native memory until GC. */
+  readonly #statements: StatementCache;
   #closed = false;
 
   constructor(db: Database.Database) {
     this.#db = db;
+    this.#statements = new StatementCache(db);
   }
 
   #prepare(sql: string): Database.Statement {
     if (this.#closed) throw new CarkeyError('CK_CLOUD_STORE', 'the store is closed');
-    let statement = this.#statements.get(sql);
-    if (statement === undefined) {
-      statement = this.#db.prepare(sql);
-      this.#statements.set(sql, statement);
-    }
-    return statement;
+    return this.#statements.prepare(sql);
   }
 
   allSync(sql: string, params: readonly SqlValue[]): readonly Row[] {

@@ -53,6 +53,7 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { StatementCache } from '../common/statement-cache.js';
 import { equalBytes, toHex } from '../core/bytes.js';
 import type { Clock, Crypto, RandomSource } from '../core/crypto/index.js';
 import { CarkeyError, toCarkeyError, type Result } from '../core/errors.js';
@@ -430,6 +431,12 @@ export class VehicleStore {
   /** false when the disk had no room for the WAL's shared-memory file at open (exclusive locking; see the header) */
   sharedMemory = true;
   readonly #db: Database.Database;
+  /** Each query prepared once (common/statement-cache.ts): per-call statements held native memory until GC. */
+  readonly #statements: StatementCache;
+
+  #prepare(sql: string): Database.Statement {
+    return this.#statements.prepare(sql);
+  }
   readonly #lock: StateLock;
   readonly #crypto: Crypto;
   readonly #now: Clock;
@@ -447,6 +454,7 @@ export class VehicleStore {
     this.layout = layout;
     this.identity = identity;
     this.#db = db;
+    this.#statements = new StatementCache(db);
     this.#lock = lock;
     this.#crypto = options.crypto;
     this.#now = options.now;
@@ -541,7 +549,7 @@ export class VehicleStore {
   /** The current key list, or undefined before the first one (or after a factory reset). */
   keyList(): StoredKeyList | undefined {
     return this.#run(() => {
-      const row = asRow(this.#db.prepare('SELECT version, bytes, accepted_at FROM key_list WHERE id = 1').get());
+      const row = asRow(this.#prepare('SELECT version, bytes, accepted_at FROM key_list WHERE id = 1').get());
       if (row === undefined) return undefined;
       return { version: intColumn(row, 'version'), bytes: blobColumn(row, 'bytes'), acceptedAt: intColumn(row, 'accepted_at') };
     });
@@ -577,9 +585,8 @@ export class VehicleStore {
         throw new CarkeyError('CK_KEYLIST_ROLLBACK', `version ${version} is not newer than the current version ${current}`, { version, current });
       }
       const acceptedAt = this.#time();
-      this.#db.prepare('UPDATE vehicle SET key_list_version = ? WHERE id = 1').run(version);
-      this.#db
-        .prepare('INSERT OR REPLACE INTO key_list (id, version, bytes, accepted_at) VALUES (1, ?, ?, ?)')
+      this.#prepare('UPDATE vehicle SET key_list_version = ? WHERE id = 1').run(version);
+      this.#prepare('INSERT OR REPLACE INTO key_list (id, version, bytes, accepted_at) VALUES (1, ?, ?, ?)')
         .run(version, toBuffer(copy), acceptedAt);
       const auditEntry = this.#append('key-list', { ...fields, version, previousVersion: current, size: copy.length }, acceptedAt);
       return { keyList: { bytes: Uint8Array.from(copy), version, acceptedAt }, auditEntry };
@@ -599,14 +606,14 @@ export class VehicleStore {
    */
   resetTimeFloor(ms: number): void {
     checkInteger(ms, 0, Number.MAX_SAFE_INTEGER, 'time floor');
-    this.#transaction(() => this.#db.prepare('UPDATE vehicle SET time_floor_ms = ? WHERE id = 1').run(ms));
+    this.#transaction(() => this.#prepare('UPDATE vehicle SET time_floor_ms = ? WHERE id = 1').run(ms));
   }
 
   /** Raise the floor to `ms` if that is higher; never lowers it. Returns the floor after the call. */
   raiseTimeFloor(ms: number): number {
     checkInteger(ms, 0, Number.MAX_SAFE_INTEGER, 'time floor');
     return this.#transaction(() => {
-      this.#db.prepare('UPDATE vehicle SET time_floor_ms = max(time_floor_ms, ?) WHERE id = 1').run(ms);
+      this.#prepare('UPDATE vehicle SET time_floor_ms = max(time_floor_ms, ?) WHERE id = 1').run(ms);
       return this.timeFloor();
     });
   }
@@ -634,13 +641,12 @@ export class VehicleStore {
       const previousEpoch = this.keyListEpoch();
       if (previousEpoch >= KEY_LIST_MAX_VERSION) throw new CarkeyError('CK_KEYLIST_VERSION_EXHAUSTED', 'no key-list epoch left');
       const previousVersion = this.keyListVersion();
-      const hadKeyList = this.#db.prepare('DELETE FROM key_list').run().changes > 0;
-      this.#db
-        .prepare('UPDATE vehicle SET advertising_secret = ?, key_list_epoch = ?, key_list_version = 0 WHERE id = 1')
+      const hadKeyList = this.#prepare('DELETE FROM key_list').run().changes > 0;
+      this.#prepare('UPDATE vehicle SET advertising_secret = ?, key_list_epoch = ?, key_list_version = 0 WHERE id = 1')
         .run(toBuffer(secret), previousEpoch + 1);
       if (timeFloorMs !== undefined) {
         checkInteger(timeFloorMs, 0, Number.MAX_SAFE_INTEGER, 'time floor');
-        this.#db.prepare('UPDATE vehicle SET time_floor_ms = ? WHERE id = 1').run(timeFloorMs);
+        this.#prepare('UPDATE vehicle SET time_floor_ms = ? WHERE id = 1').run(timeFloorMs);
       }
       return this.#append('factory-reset', { ...fields, epoch: previousEpoch + 1, previousEpoch, previousVersion, hadKeyList }, this.#time());
     });
@@ -652,7 +658,7 @@ export class VehicleStore {
   getMeta(key: string): MetaValue | undefined {
     VehicleStore.#checkMetaKey(key);
     return this.#run(() => {
-      const row = asRow(this.#db.prepare('SELECT type, value FROM meta WHERE key = ?').get(key));
+      const row = asRow(this.#prepare('SELECT type, value FROM meta WHERE key = ?').get(key));
       if (row === undefined) return undefined;
       const type = textColumn(row, 'type');
       const value = row['value'];
@@ -680,13 +686,13 @@ export class VehicleStore {
     if ((typeof value === 'string' || value instanceof Uint8Array) && value.length > META_MAX_VALUE_LENGTH) {
       throw new CarkeyError('CK_CODEC_BAD_VALUE', `meta ${key} is longer than ${META_MAX_VALUE_LENGTH}`);
     }
-    this.#run(() => this.#db.prepare('INSERT OR REPLACE INTO meta (key, type, value) VALUES (?, ?, ?)').run(key, type, stored));
+    this.#run(() => this.#prepare('INSERT OR REPLACE INTO meta (key, type, value) VALUES (?, ?, ?)').run(key, type, stored));
   }
 
   /** Remove a value; returns whether it existed. */
   deleteMeta(key: string): boolean {
     VehicleStore.#checkMetaKey(key);
-    return this.#run(() => this.#db.prepare('DELETE FROM meta WHERE key = ?').run(key).changes > 0);
+    return this.#run(() => this.#prepare('DELETE FROM meta WHERE key = ?').run(key).changes > 0);
   }
 
   static #checkMetaKey(key: string): void {
@@ -712,8 +718,7 @@ export class VehicleStore {
     checkInteger(fromSeq, 1, Number.MAX_SAFE_INTEGER, 'fromSeq');
     checkInteger(limit, 0, AUDIT_READ_MAX_LIMIT, 'limit');
     return this.#run(() =>
-      this.#db
-        .prepare('SELECT seq, time, kind, fields, hash FROM audit_entry WHERE seq >= ? ORDER BY seq LIMIT ?')
+      this.#prepare('SELECT seq, time, kind, fields, hash FROM audit_entry WHERE seq >= ? ORDER BY seq LIMIT ?')
         .all(fromSeq, limit)
         .map((row) => entryFromRow(asRow(row) ?? {})),
     );
@@ -759,14 +764,14 @@ export class VehicleStore {
       if (limit <= anchorSeq) return undefined;
       const chosen = asRow(
         target <= limit && !protect
-          ? this.#db.prepare('SELECT seq, hash, signature FROM audit_checkpoint WHERE seq > ? AND seq >= ? ORDER BY seq LIMIT 1').get(anchorSeq, target)
-          : this.#db.prepare('SELECT seq, hash, signature FROM audit_checkpoint WHERE seq > ? AND seq <= ? ORDER BY seq DESC LIMIT 1').get(anchorSeq, limit),
+          ? this.#prepare('SELECT seq, hash, signature FROM audit_checkpoint WHERE seq > ? AND seq >= ? ORDER BY seq LIMIT 1').get(anchorSeq, target)
+          : this.#prepare('SELECT seq, hash, signature FROM audit_checkpoint WHERE seq > ? AND seq <= ? ORDER BY seq DESC LIMIT 1').get(anchorSeq, limit),
       );
       if (chosen === undefined) return undefined;
       const anchor = checkpointFromRow(chosen);
-      this.#db.prepare('DELETE FROM audit_checkpoint WHERE seq <= ?').run(anchor.seq);
-      const deleted = this.#db.prepare('DELETE FROM audit_entry WHERE seq <= ?').run(anchor.seq).changes;
-      this.#db.prepare("INSERT OR REPLACE INTO meta (key, type, value) VALUES (?, 'bytes', ?)").run(AUDIT_ANCHOR_META, encodeAnchor(anchor));
+      this.#prepare('DELETE FROM audit_checkpoint WHERE seq <= ?').run(anchor.seq);
+      const deleted = this.#prepare('DELETE FROM audit_entry WHERE seq <= ?').run(anchor.seq).changes;
+      this.#prepare("INSERT OR REPLACE INTO meta (key, type, value) VALUES (?, 'bytes', ?)").run(AUDIT_ANCHOR_META, encodeAnchor(anchor));
       const auditEntry = this.#append('audit-pruned', { fromSeq: anchorSeq + 1, throughSeq: anchor.seq, entries: deleted, maxEntries }, this.#time());
       return { fromSeq: anchorSeq + 1, throughSeq: anchor.seq, deleted, auditEntry };
     });
@@ -779,8 +784,7 @@ export class VehicleStore {
     checkInteger(fromSeq, 1, Number.MAX_SAFE_INTEGER, 'fromSeq');
     checkInteger(limit, 0, AUDIT_READ_MAX_LIMIT, 'limit');
     return this.#run(() =>
-      this.#db
-        .prepare('SELECT seq, hash, signature FROM audit_checkpoint WHERE seq >= ? ORDER BY seq LIMIT ?')
+      this.#prepare('SELECT seq, hash, signature FROM audit_checkpoint WHERE seq >= ? ORDER BY seq LIMIT ?')
         .all(fromSeq, limit)
         .map((row) => checkpointFromRow(asRow(row) ?? {})),
     );
@@ -793,7 +797,7 @@ export class VehicleStore {
   checkpoint(): AuditCheckpoint | undefined {
     return this.#transaction(() => {
       const head = this.#head();
-      const last = asRow(this.#db.prepare('SELECT coalesce(max(seq), 0) AS seq FROM audit_checkpoint').get());
+      const last = asRow(this.#prepare('SELECT coalesce(max(seq), 0) AS seq FROM audit_checkpoint').get());
       if (head.seq === 0 || (last !== undefined && intColumn(last, 'seq') >= head.seq)) return undefined;
       return this.#insertCheckpoint(head.seq, head.hash);
     });
@@ -834,13 +838,13 @@ export class VehicleStore {
   }
 
   #vehicleRow(column: 'key_list_version' | 'key_list_epoch' | 'time_floor_ms' | 'advertising_secret'): Row {
-    const row = asRow(this.#db.prepare(`SELECT ${column} FROM vehicle WHERE id = 1`).get());
+    const row = asRow(this.#prepare(`SELECT ${column} FROM vehicle WHERE id = 1`).get());
     if (row === undefined) throw corrupt('vehicle row is missing');
     return row;
   }
 
   #head(): { seq: number; hash: Uint8Array } {
-    const row = asRow(this.#db.prepare('SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1').get());
+    const row = asRow(this.#prepare('SELECT seq, hash FROM audit_entry ORDER BY seq DESC LIMIT 1').get());
     return row === undefined ? { seq: 0, hash: AUDIT_GENESIS_HASH } : { seq: intColumn(row, 'seq'), hash: blobColumn(row, 'hash') };
   }
 
@@ -848,8 +852,7 @@ export class VehicleStore {
     const head = this.#head();
     const record = { seq: head.seq + 1, time, kind, fields: { ...fields } };
     const hash = auditLinkHash(this.#crypto, head.hash, record);
-    this.#db
-      .prepare('INSERT INTO audit_entry (seq, time, kind, fields, hash) VALUES (?, ?, ?, ?, ?)')
+    this.#prepare('INSERT INTO audit_entry (seq, time, kind, fields, hash) VALUES (?, ?, ?, ?, ?)')
       .run(record.seq, time, kind, canonicalAuditFields(record.fields), toBuffer(hash));
     if (record.seq % this.checkpointInterval === 0) this.#insertCheckpoint(record.seq, hash);
     return { ...record, hash };
@@ -857,8 +860,7 @@ export class VehicleStore {
 
   #insertCheckpoint(seq: number, hash: Uint8Array): AuditCheckpoint {
     const checkpoint = signCheckpoint(this.#crypto, this.identity.exportSeed(), seq, hash);
-    this.#db
-      .prepare('INSERT INTO audit_checkpoint (seq, hash, signature, created_at) VALUES (?, ?, ?, ?)')
+    this.#prepare('INSERT INTO audit_checkpoint (seq, hash, signature, created_at) VALUES (?, ?, ?, ?)')
       .run(seq, toBuffer(checkpoint.hash), toBuffer(checkpoint.signature), this.#time());
     return checkpoint;
   }

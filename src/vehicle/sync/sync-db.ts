@@ -30,6 +30,7 @@
 import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { StatementCache } from '../../common/statement-cache.js';
 import { CarkeyError } from '../../core/errors.js';
 import { assertPrivateMode, createPrivateFileIfMissing, fsyncDirectory, storeIoError } from '../state-dir.js';
 
@@ -114,11 +115,18 @@ const SCHEMA = `
 export class SyncDb {
   readonly path: string;
   readonly #db: Database.Database;
+  /** Each query prepared once (common/statement-cache.ts): per-call statements held native memory until GC. */
+  readonly #statements: StatementCache;
+
+  #prepare(sql: string): Database.Statement {
+    return this.#statements.prepare(sql);
+  }
   #closed = false;
 
   private constructor(path: string, db: Database.Database, readonly outboxMax: number) {
     this.path = path;
     this.#db = db;
+    this.#statements = new StatementCache(db);
   }
 
   /** Open or create `sync.db` in `stateDir` (which the store has already prepared and locked). */
@@ -165,7 +173,7 @@ export class SyncDb {
 
   getMeta(key: MetaKey): string | undefined {
     return this.#run(() => {
-      const r = row(this.#db.prepare('SELECT value FROM meta WHERE key = ?').get(key));
+      const r = row(this.#prepare('SELECT value FROM meta WHERE key = ?').get(key));
       if (r === undefined) return undefined;
       const value = r.value;
       if (typeof value !== 'string') throw corrupt(`meta ${key} is not text`);
@@ -175,8 +183,8 @@ export class SyncDb {
 
   setMeta(key: MetaKey, value: string | undefined): void {
     this.#run(() => {
-      if (value === undefined) this.#db.prepare('DELETE FROM meta WHERE key = ?').run(key);
-      else this.#db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value);
+      if (value === undefined) this.#prepare('DELETE FROM meta WHERE key = ?').run(key);
+      else this.#prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run(key, value);
     });
   }
 
@@ -202,13 +210,13 @@ export class SyncDb {
    */
   claimCommand(commandId: Uint8Array, caller: Uint8Array, expiresAt: number, now: number): ClaimResult {
     return this.#run(() => {
-      if (this.#db.prepare('SELECT 1 FROM seen_command WHERE command_id = ?').get(buffer(commandId)) !== undefined) return 'seen';
-      const pending = row(this.#db.prepare("SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM seen_command WHERE state = 'executing') AS n").get());
+      if (this.#prepare('SELECT 1 FROM seen_command WHERE command_id = ?').get(buffer(commandId)) !== undefined) return 'seen';
+      const pending = row(this.#prepare("SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM seen_command WHERE state = 'executing') AS n").get());
       if (pending !== undefined && int(pending, 'n') >= this.outboxMax) return 'full';
-      this.#db.prepare('DELETE FROM seen_command WHERE expires_at < ? AND state = ? AND command_id NOT IN (SELECT command_id FROM outbox)').run(now - SEEN_RETENTION_MS, 'done');
-      const held = row(this.#db.prepare('SELECT count(*) AS n FROM seen_command').get());
+      this.#prepare('DELETE FROM seen_command WHERE expires_at < ? AND state = ? AND command_id NOT IN (SELECT command_id FROM outbox)').run(now - SEEN_RETENTION_MS, 'done');
+      const held = row(this.#prepare('SELECT count(*) AS n FROM seen_command').get());
       if (held !== undefined && int(held, 'n') >= MAX_SEEN_COMMANDS) return 'full';
-      this.#db.prepare("INSERT INTO seen_command (command_id, caller, expires_at, state, seen_at) VALUES (?, ?, ?, 'executing', ?)").run(buffer(commandId), buffer(caller), expiresAt, now);
+      this.#prepare("INSERT INTO seen_command (command_id, caller, expires_at, state, seen_at) VALUES (?, ?, ?, 'executing', ?)").run(buffer(commandId), buffer(caller), expiresAt, now);
       return 'claimed';
     });
   }
@@ -216,16 +224,15 @@ export class SyncDb {
   /** The car decided and acted: mark the id done and queue its sealed result, in one transaction. */
   completeCommand(commandId: Uint8Array, box: Uint8Array, now: number): void {
     this.#run(() => {
-      this.#db.prepare("UPDATE seen_command SET state = 'done' WHERE command_id = ?").run(buffer(commandId));
-      this.#db.prepare('INSERT OR REPLACE INTO outbox (command_id, box, created_at, attempts) VALUES (?, ?, ?, 0)').run(buffer(commandId), buffer(box), now);
+      this.#prepare("UPDATE seen_command SET state = 'done' WHERE command_id = ?").run(buffer(commandId));
+      this.#prepare('INSERT OR REPLACE INTO outbox (command_id, box, created_at, attempts) VALUES (?, ?, ?, 0)').run(buffer(commandId), buffer(box), now);
     });
   }
 
   /** Claims left 'executing' by a process that died while acting. */
   interruptedCommands(): InterruptedCommand[] {
     return this.#run(() =>
-      this.#db
-        .prepare("SELECT command_id, caller FROM seen_command WHERE state = 'executing' ORDER BY seen_at")
+      this.#prepare("SELECT command_id, caller FROM seen_command WHERE state = 'executing' ORDER BY seen_at")
         .all()
         .map((value) => {
           const r = row(value) ?? {};
@@ -238,8 +245,7 @@ export class SyncDb {
 
   outbox(limit = 64): OutboxEntry[] {
     return this.#run(() =>
-      this.#db
-        .prepare('SELECT command_id, box, created_at, attempts FROM outbox ORDER BY created_at, command_id LIMIT ?')
+      this.#prepare('SELECT command_id, box, created_at, attempts FROM outbox ORDER BY created_at, command_id LIMIT ?')
         .all(limit)
         .map((value) => {
           const r = row(value) ?? {};
@@ -249,20 +255,20 @@ export class SyncDb {
   }
 
   outboxSize(): number {
-    return this.#run(() => int(row(this.#db.prepare('SELECT count(*) AS n FROM outbox').get()) ?? {}, 'n'));
+    return this.#run(() => int(row(this.#prepare('SELECT count(*) AS n FROM outbox').get()) ?? {}, 'n'));
   }
 
   noteAttempt(commandId: Uint8Array): void {
-    this.#run(() => this.#db.prepare('UPDATE outbox SET attempts = attempts + 1 WHERE command_id = ?').run(buffer(commandId)));
+    this.#run(() => this.#prepare('UPDATE outbox SET attempts = attempts + 1 WHERE command_id = ?').run(buffer(commandId)));
   }
 
   /** The result reached the cloud (or can never be delivered): remove it. */
   removeResult(commandId: Uint8Array): void {
-    this.#run(() => this.#db.prepare('DELETE FROM outbox WHERE command_id = ?').run(buffer(commandId)));
+    this.#run(() => this.#prepare('DELETE FROM outbox WHERE command_id = ?').run(buffer(commandId)));
   }
 
   hasResult(commandId: Uint8Array): boolean {
-    return this.#run(() => this.#db.prepare('SELECT 1 FROM outbox WHERE command_id = ?').get(buffer(commandId)) !== undefined);
+    return this.#run(() => this.#prepare('SELECT 1 FROM outbox WHERE command_id = ?').get(buffer(commandId)) !== undefined);
   }
 
   close(): void {
