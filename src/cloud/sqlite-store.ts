@@ -56,7 +56,7 @@ class SqliteDriver implements SqlDriver {
   readonly dialect = 'sqlite' as const;
   readonly hub = new ChangeHub();
   readonly #db: Database.Database;
-  /** Each query prepared once (common/statement-cache.ts): per-call statements held native memory until GC. */
+  /** Each query prepared once (common/statement-cache.ts). */
   readonly #statements: StatementCache;
   #closed = false;
 

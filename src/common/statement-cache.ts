@@ -5,9 +5,8 @@
  * Guarantees: `prepare(sql)` returns the same Statement for the same text,
  * so each distinct query costs one sqlite3_stmt for as long as the database
  * is open. Preparing per call instead leaves every native statement alive
- * until V8 collects its small JS wrapper, which it does late: carkeyd's
- * resident memory grew by ~40 MiB over 10,000 unlocks that way
- * (docs/performance.md). Callers must not switch a cached statement's modes
+ * until V8 collects its small JS wrapper, which it does late, and costs a
+ * parse per call. Callers must not switch a cached statement's modes
  * (pluck, raw, expand, safeIntegers) or iterate one while reusing it.
  */
 import type Database from 'better-sqlite3';

@@ -431,7 +431,7 @@ export class VehicleStore {
   /** false when the disk had no room for the WAL's shared-memory file at open (exclusive locking; see the header) */
   sharedMemory = true;
   readonly #db: Database.Database;
-  /** Each query prepared once (common/statement-cache.ts): per-call statements held native memory until GC. */
+  /** Each query prepared once (common/statement-cache.ts). */
   readonly #statements: StatementCache;
 
   #prepare(sql: string): Database.Statement {

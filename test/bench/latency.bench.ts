@@ -291,7 +291,7 @@ registerBench('carkeyd/cold-start-to-advertising', {
       try {
         const heard = central.scan({ timeoutMs: 10_000, accept: (d) => d.serviceData?.length === 10 });
         const start = performance.now();
-        car.daemon = await startProgram('src/cli/carkeyd.js', ['--config', car.configPath]);
+        car.daemon = await startProgram('src/cli/carkeyd.js', ['--config', car.configPath], { env: { NODE_OPTIONS: CARKEYD_NODE_OPTIONS } }); // as deployed
         toReady.push(performance.now() - start);
         const found = await heard;
         if (found.match === undefined) throw new Error(`${name}: no advertisement within 10 s of starting carkeyd`);

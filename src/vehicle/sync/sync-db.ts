@@ -115,7 +115,7 @@ const SCHEMA = `
 export class SyncDb {
   readonly path: string;
   readonly #db: Database.Database;
-  /** Each query prepared once (common/statement-cache.ts): per-call statements held native memory until GC. */
+  /** Each query prepared once (common/statement-cache.ts). */
   readonly #statements: StatementCache;
 
   #prepare(sql: string): Database.Statement {
