@@ -66,6 +66,11 @@ export interface PgStoreOptions {
   readonly onError?: (error: CarkeyError) => void;
 }
 
+/** Startup options of the nonce pool's connections: the caller's, plus `synchronous_commit=off`. */
+export function nonceConnectionOptions(callerOptions: string | undefined): string {
+  return [callerOptions, '-c synchronous_commit=off'].filter((part) => part !== undefined && part.trim() !== '').join(' ');
+}
+
 class PgDriver implements SqlDriver {
   readonly dialect = 'postgres' as const;
   readonly hub = new ChangeHub();
@@ -85,11 +90,9 @@ class PgDriver implements SqlDriver {
     if (!/^[a-z_][a-z0-9_]{0,62}$/.test(this.#channel)) throw new CarkeyError('CK_CONFIG_INVALID', 'the NOTIFY channel must be a lowercase identifier');
     const base: pg.PoolConfig = { connectionString: options.connectionString, types, connectionTimeoutMillis: 5000, application_name: 'carkey-cloud' };
     this.pool = new pg.Pool({ ...base, max: options.max ?? 10, ...(options.options === undefined ? {} : { options: options.options }) });
-    this.noncePool = new pg.Pool({ ...base, max: options.nonceMax ?? 4, ...(options.options === undefined ? {} : { options: options.options }) });
-    // Queued on the new connection before any query of ours (pg runs a client's queries in order).
-    this.noncePool.on('connect', (client) => {
-      client.query('SET synchronous_commit = off').catch((error: unknown) => this.#report(error));
-    });
+    // The nonce connections commit without waiting for the WAL flush: set as a startup parameter,
+    // so no query of ours runs beside the first one on a new connection (pg deprecates that).
+    this.noncePool = new pg.Pool({ ...base, max: options.nonceMax ?? 4, options: nonceConnectionOptions(options.options) });
     for (const pool of [this.pool, this.noncePool]) pool.on('error', (error) => this.#report(error));
   }
 
