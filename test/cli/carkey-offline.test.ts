@@ -1,41 +1,19 @@
 // The compiled `carkey` CLI, spawned as a user would run it, for everything
 // that needs no car: help, keygen/whoami, share/accept between two key
 // stores, keys, offline revoke, bad input and the exit codes and --json shapes.
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { signKeyList } from '../../src/core/credentials.js';
 import { createCrypto } from '../../src/core/crypto/index.js';
 import { vehicleIdOf } from '../../src/core/identity.js';
 import { KeyStore } from '../../src/phone/keystore.js';
 import { fixedSeed, seededRandom } from '../helpers/core-fixtures.js';
-import { killAllCarkey, requireBuiltCarkey, runCarkey, type CarkeyRun } from '../phone/carkey-run.js';
+import { runCarkey, type CarkeyRun } from '../phone/carkey-run.js';
+import { useCarkeyHomes } from './carkey-homes.js';
 
 const crypto = createCrypto('node');
-let dir: string;
-
-beforeAll(() => {
-  requireBuiltCarkey();
-  dir = mkdtempSync(join(tmpdir(), 'ck-cli-'));
-});
-
-afterEach(async () => {
-  await killAllCarkey();
-});
-
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-
-let homes = 0;
-function newHome(): string {
-  return join(dir, `home-${homes++}`);
-}
-
-function carkey(home: string, ...args: string[]): Promise<CarkeyRun> {
-  return runCarkey(['--home', home, ...args]);
-}
+const { dir, newHome, carkey } = useCarkeyHomes('ck-cli-');
 
 function errorOf(run: CarkeyRun): Record<string, unknown> {
   const json = run.json();
@@ -100,7 +78,7 @@ describe('carkey (offline commands)', () => {
   it('encrypts the key with --encrypt; a wrong or missing passphrase is refused with the documented exit codes', async () => {
     const home = await ownerHome();
     const encryptedHome = newHome();
-    const passFile = join(dir, 'pass.txt');
+    const passFile = join(dir(), 'pass.txt');
     writeFileSync(passFile, 'open sesame\n', { mode: 0o600 });
     const created = await carkey(encryptedHome, '--passphrase-file', passFile, 'keygen', '--encrypt', '--json');
     expect(created.code).toBe(0);
@@ -112,7 +90,7 @@ describe('carkey (offline commands)', () => {
 
     // Signing needs the passphrase: move the owner vehicle test to an encrypted store.
     const friend = (await carkey(newHome(), 'keygen', '--json')).json().publicKey as string;
-    const wrongFile = join(dir, 'wrong.txt');
+    const wrongFile = join(dir(), 'wrong.txt');
     writeFileSync(wrongFile, 'not it\n', { mode: 0o600 });
     const store = new KeyStore(encryptedHome, { crypto, random: seededRandom('enc'), clock: () => Date.now(), sleep: () => Promise.resolve() });
     const ownerFile = new KeyStore(home, { crypto, random: seededRandom('x'), clock: () => Date.now(), sleep: () => Promise.resolve() }).selectVehicle('van');
@@ -133,9 +111,9 @@ describe('carkey (offline commands)', () => {
     const stranger = newHome();
     await carkey(friend, 'keygen');
     await carkey(stranger, 'keygen');
-    const friendKeyFile = join(dir, 'friend.json');
+    const friendKeyFile = join(dir(), 'friend.json');
     writeFileSync(friendKeyFile, (await carkey(friend, 'whoami', '--json')).stdout);
-    const shareFile = join(dir, 'share.carkey');
+    const shareFile = join(dir(), 'share.carkey');
 
     const shared = await carkey(owner, 'share', '--role', 'guest', '--until', '+2d', '--to', friendKeyFile, '--permissions', 'unlock,lock', '--out', shareFile, '--json');
     expect(shared.code).toBe(0);
@@ -197,7 +175,7 @@ describe('carkey (offline commands)', () => {
     expect(humanKeys.stdout).toContain('queued: key list version 2');
 
     // The car is not reachable: the revocation stays queued, exit 0 with a clear message.
-    const unreachable = await carkey(owner, '--transport', 'sim', '--radio', join(dir, 'no-radio.sock'), 'revoke', String((await carkey(friend, 'whoami', '--json')).json().publicKey), '--json');
+    const unreachable = await carkey(owner, '--transport', 'sim', '--radio', join(dir(), 'no-radio.sock'), 'revoke', String((await carkey(friend, 'whoami', '--json')).json().publicKey), '--json');
     expect(unreachable.code).toBe(0);
     expect(unreachable.json()).toMatchObject({ delivered: false, queued: true, version: 3, reason: 'CK_TRANSPORT_RADIO_UNAVAILABLE' });
     expect(unreachable.stderr).toContain('NOT in force yet');
@@ -213,11 +191,11 @@ describe('carkey (offline commands)', () => {
     expect(errorOf(seedRefusal)).toMatchObject({ code: 'CK_USAGE' });
     expect(String(errorOf(seedRefusal).message)).toContain('holds a private key (its "seed" field)');
     expect(String(errorOf(seedRefusal).message)).toContain('carkey whoami --json');
-    const pem = join(dir, 'key.pem');
+    const pem = join(dir(), 'key.pem');
     writeFileSync(pem, '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEI' + 'A'.repeat(40) + '\n-----END PRIVATE KEY-----\n');
     expect(String(errorOf(await carkey(owner, 'share', '--role', 'guest', '--until', '+1d', '--to', pem, '--json')).message)).toContain('holds a private key');
     const friendKey = String((await carkey(friend, 'whoami', '--json')).json().publicKey);
-    const two = join(dir, 'two-keys.txt');
+    const two = join(dir(), 'two-keys.txt');
     writeFileSync(two, `${friendKey}\n${'ab'.repeat(32)}\n`);
     expect(String(errorOf(await carkey(owner, 'share', '--role', 'guest', '--until', '+1d', '--to', two, '--json')).message)).toContain('more than one');
 
@@ -251,7 +229,7 @@ describe('carkey (offline commands)', () => {
       [['remote', 'unlock'], 2, 'CK_USAGE'],
       [['remote', 'honk'], 2, 'CK_USAGE'],
       [['--cloud', 'ftp://x', 'inbox'], 2, 'CK_USAGE'],
-      [['--transport', 'sim', '--radio', join(dir, 'none.sock'), 'unlock'], 6, 'CK_TRANSPORT_RADIO_UNAVAILABLE'],
+      [['--transport', 'sim', '--radio', join(dir(), 'none.sock'), 'unlock'], 6, 'CK_TRANSPORT_RADIO_UNAVAILABLE'],
     ];
     for (const [args, code, errorCode] of cases) {
       const run = await carkey(home, '--json', ...args);
@@ -260,7 +238,7 @@ describe('carkey (offline commands)', () => {
       expect(run.stderr.length, args.join(' ')).toBeGreaterThan(0);
     }
     // progress goes to stderr, never into JSON stdout
-    const progress = await carkey(home, '--json', '--transport', 'sim', '--radio', join(dir, 'none.sock'), 'unlock');
+    const progress = await carkey(home, '--json', '--transport', 'sim', '--radio', join(dir(), 'none.sock'), 'unlock');
     expect(progress.stderr).toContain('scanning');
     expect(progress.stdout.trim().split('\n')).toHaveLength(1);
 

@@ -4,44 +4,22 @@
 // carkeyd and carkey-cloud: the friend unlocks and the owner's `carkey audit`
 // (BLE and --from-cloud) shows the label next to that unlock, while neither
 // the car's state nor the cloud's database ever holds the label.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signKeyList } from '../../src/core/credentials.js';
 import { createCrypto } from '../../src/core/crypto/index.js';
 import { vehicleIdOf } from '../../src/core/identity.js';
 import { KeyStore } from '../../src/phone/keystore.js';
 import { decodeShare } from '../../src/phone/share.js';
 import { fixedSeed, seededRandom } from '../helpers/core-fixtures.js';
-import { killAllCarkey, requireBuiltCarkey, runCarkey, type CarkeyRun } from '../phone/carkey-run.js';
+import { runCarkey, type CarkeyRun } from '../phone/carkey-run.js';
+import { useCarkeyHomes } from './carkey-homes.js';
 import { startCloudCar, until, type CloudCar } from '../integration/chaos-rig.js';
 
 const crypto = createCrypto('node');
 const LABEL = 'Sam, weekend';
-let dir: string;
-
-beforeAll(() => {
-  requireBuiltCarkey();
-  dir = mkdtempSync(join(tmpdir(), 'ck-cli-labels-'));
-});
-
-afterEach(async () => {
-  await killAllCarkey();
-});
-
-afterAll(() => {
-  rmSync(dir, { recursive: true, force: true });
-});
-
-let homes = 0;
-function newHome(): string {
-  return join(dir, `home-${homes++}`);
-}
-
-function carkey(home: string, ...args: string[]): Promise<CarkeyRun> {
-  return runCarkey(['--home', home, ...args]);
-}
+const { newHome, carkey } = useCarkeyHomes('ck-cli-labels-');
 
 function ok(run: CarkeyRun): Record<string, unknown> {
   if (run.code !== 0) throw new Error(`exit ${String(run.code)}\nstdout: ${run.stdout}\nstderr: ${run.stderr}`);
