@@ -431,7 +431,11 @@ describe('carkeyd SIGKILLed during real work', () => {
     }
 
     await drain();
-    // Settle: the car syncs with the cloud until nothing is left to send.
+    await until(async () => !below(markOf(await carState()), acked.cloud), `the car took the list the cloud acknowledged (${acked.cloud.epoch}.${acked.cloud.version})`, 20_000);
+    await until(() => acked.commands.every((id) => cloudResults().get(id) === 1), 'a result for every accepted remote command', 30_000);
+
+    // Settle last (taking the list and answering commands append audit entries): the car syncs
+    // with the cloud until nothing is left to send.
     await until(async () => {
       const sync = await syncState();
       const head = carAudit().at(-1)?.seq ?? 0;
@@ -440,9 +444,6 @@ describe('carkeyd SIGKILLed during real work', () => {
       const state = await carState();
       throw new Error(`${(error as Error).message}: car head ${carAudit().at(-1)?.seq ?? 0}, cloud head ${cloudAudit().at(-1)?.seq ?? 0}, sync ${JSON.stringify(state.sync)}\n${rig.daemon?.stderr().slice(-4000) ?? ''}`);
     });
-    await until(async () => !below(markOf(await carState()), acked.cloud), `the car took the list the cloud acknowledged (${acked.cloud.epoch}.${acked.cloud.version})`, 20_000);
-    await until(() => acked.commands.every((id) => cloudResults().get(id) === 1), 'a result for every accepted remote command', 30_000);
-
     // The cloud's copy: one row per seq, 1..n, no gap, n = the car's head; equal to the car's retained entries.
     const cloudRows = cloudAudit();
     tally.prunes = cloudRows.filter((r) => r.kind === 'audit-pruned').length;
